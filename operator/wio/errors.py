@@ -5,12 +5,15 @@
     ├── RetryableError              a later attempt may succeed; carries ``retry_after`` seconds
     │   ├── SignerUnavailable       the signer (local CA, Vault/OpenBao) cannot sign right now
     │   └── ApiUnavailable          the Kubernetes API refused or failed for a passing reason
+    │       └── ApiConflict         409: someone else changed the object; retry from fresh state
     └── PermanentError              the same input will fail the same way; do not retry blindly
         ├── ConfigError             the operator's own admin configuration is invalid
         ├── ValidationError         a value (spec field, SPIFFE ID, key type...) is malformed;
         │   └── InvalidSpiffeID     carries ``field`` naming the offending path
         ├── PolicyDenied            an IdentityPolicy does not allow the request; names the field
         ├── SignerRejected          the signer refused the request itself (bad role, bad CSR)
+        ├── ApiRejected             the Kubernetes API refused the request (403, 422...)
+        │   └── ApiNotFound         404: the object does not exist
         └── VerificationError       a credential failed verification; carries ``reason``
             ├── SVIDVerificationError
             └── JWTVerificationError
@@ -46,6 +49,10 @@ class SignerUnavailable(RetryableError):
 
 class ApiUnavailable(RetryableError):
     """The Kubernetes API failed in a way a retry can fix (5xx, 429, 409, timeouts)."""
+
+
+class ApiConflict(ApiUnavailable):
+    """409 Conflict: the object changed under us; re-read (or re-apply) and try again."""
 
 
 class PermanentError(WioError):
@@ -84,6 +91,22 @@ class PolicyDenied(PermanentError):
 
 class SignerRejected(PermanentError):
     """The signer understood the request and refused it (bad role, disallowed SAN...)."""
+
+
+class ApiRejected(PermanentError):
+    """The Kubernetes API refused the request for a reason a retry will not fix.
+
+    ``status`` is the HTTP status; the message carries the API server's own explanation,
+    which never contains object data.
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiNotFound(ApiRejected):
+    """404: the object (or its namespace) does not exist."""
 
 
 class VerificationError(PermanentError):

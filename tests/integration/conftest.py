@@ -11,12 +11,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import hvac
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tests.support.cluster import REPO, api_client, install_crds, missing_prerequisite
+from tests.support.operator import InProcessOperator
+from wio.config import AdminConfig, parse_config
 from wio.devcluster import Binaries, ControlPlane, OpenBao, Unavailable, find_binaries
+from wio.devcluster.processes import free_port
+from wio.k8s.access import from_kubeconfig
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +74,99 @@ def namespace(kube: client.ApiClient) -> Iterator[str]:
 @pytest.fixture
 def manifests() -> Path:
     return Path(__file__).parent / "manifests"
+
+
+# -- the operator under test -----------------------------------------------------------------
+
+TRUST_DOMAIN = "test.wio.local"
+OPERATOR_NAMESPACE = "wio-system"
+
+
+@pytest.fixture(scope="session")
+def openbao_signer(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """OpenBao PKI (role `svid`) and Transit (key `jwt`) set up for the `openbao` signer."""
+    vault = hvac.Client(url=openbao.address, token=openbao.root_token)
+    vault.sys.enable_secrets_engine("pki", path="pki-wio", config={"max_lease_ttl": "87600h"})
+    vault.secrets.pki.generate_root(
+        "internal",
+        f"wio test root for {TRUST_DOMAIN}",
+        mount_point="pki-wio",
+        extra_params={"ttl": "87600h", "key_type": "ec", "key_bits": 256},
+    )
+    vault.secrets.pki.create_or_update_role(
+        "svid",
+        {
+            "allowed_uri_sans": f"spiffe://{TRUST_DOMAIN}/*",
+            "allow_any_name": True,
+            "enforce_hostnames": False,
+            "require_cn": False,
+            "use_csr_sans": False,
+            "use_csr_common_name": False,
+            "key_type": "any",
+            "max_ttl": "24h",
+            "no_store": False,
+        },
+        mount_point="pki-wio",
+    )
+    vault.sys.enable_secrets_engine("transit", path="transit-wio")
+    vault.secrets.transit.create_key("jwt", key_type="ecdsa-p256", mount_point="transit-wio")
+    token_file = tmp_path_factory.mktemp("openbao") / "token"
+    token_file.write_text(openbao.root_token)
+    token_file.chmod(0o600)
+    auth = {"method": "token", "tokenFile": str(token_file)}
+    return {
+        "x509": {
+            "type": "vaultPKI",
+            "address": openbao.address,
+            "mount": "pki-wio",
+            "role": "svid",
+            "auth": auth,
+        },
+        "jwt": {
+            "type": "vaultTransit",
+            "address": openbao.address,
+            "mount": "transit-wio",
+            "key": "jwt",
+            "auth": auth,
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def operator_config(openbao_signer: dict[str, Any]) -> AdminConfig:
+    return parse_config(
+        {
+            "trustDomain": TRUST_DOMAIN,
+            "jwtIssuer": "https://wio.test.wio.local",
+            "operatorNamespace": OPERATOR_NAMESPACE,
+            "signers": {
+                "default": {"x509": {"type": "local"}, "jwt": {"type": "local"}},
+                "openbao": openbao_signer,
+            },
+            "http": {"host": "127.0.0.1", "port": free_port()},
+            "logLevel": "DEBUG",
+        },
+        {},
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kube: client.ApiClient,
+    crds: list[str],
+    control_plane: ControlPlane,
+    operator_config: AdminConfig,
+) -> Iterator[InProcessOperator]:
+    """One wio instance for the session (tests that restart it put it back as they found it)."""
+    core = client.CoreV1Api(kube)
+    try:
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NAMESPACE))
+        )
+    except ApiException as err:
+        if err.status != 409:
+            raise
+    running = InProcessOperator(operator_config, from_kubeconfig(control_plane.kubeconfig))
+    running.start()
+    yield running
+    running.stop()

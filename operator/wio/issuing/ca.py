@@ -31,6 +31,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from cryptography import x509
@@ -51,6 +52,7 @@ from wio.issuing.keys import (
 from wio.issuing.x509svid import (
     DEFAULT_SKEW,
     Issued,
+    authority_key_identifier_for,
     build_svid_template,
     random_serial,
     sign_svid,
@@ -140,6 +142,11 @@ class CAKeyPair:
     @property
     def lifetime(self) -> dt.timedelta:
         return self.not_after - self.not_before
+
+    @cached_property
+    def leaf_authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        """The AKI every leaf of this CA carries, read off the certificate once."""
+        return authority_key_identifier_for(self.cert)
 
 
 @dataclass(frozen=True, eq=False)
@@ -598,6 +605,7 @@ class LocalCA:
             dns_names=dns_names,
             skew=self.config.skew,
             randbits=self.randbits,
+            authority_key_identifier=active.leaf_authority_key_identifier,
         )
         return Issued(sign_svid(template, active.key, active.cert))
 

@@ -11,6 +11,7 @@ import base64
 import enum
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TypeAlias
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -96,16 +97,26 @@ def public_key_fingerprint(public_key: PublicKeyTypes) -> str:
 class PrivateKey:
     """A parsed private key with the facts callers keep asking for, computed once.
 
-    ``repr`` never shows key material.
+    ``repr`` never shows key material. The fingerprint is computed on first use (a DER
+    encoding and a SHA-256, about a tenth of an issuance's cost, that the signing path
+    itself never needs).
     """
 
     key: PrivateKeyTypes = field(repr=False)
     key_type: KeyType = field(init=False)
-    fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_type", key_type_of(self.key))
-        object.__setattr__(self, "fingerprint", public_key_fingerprint(self.key.public_key()))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the public key's DER SubjectPublicKeyInfo, lowercase hex."""
+        return public_key_fingerprint(self.key.public_key())
+
+    @cached_property
+    def certificate_hash(self) -> hashes.SHA256 | hashes.SHA384 | None:
+        """``certificate_hash_for(self.key)``, decided once for a key that signs many leaves."""
+        return certificate_hash_for(self.key)
 
     @property
     def public_key(self) -> PublicKeyTypes:

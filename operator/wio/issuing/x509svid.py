@@ -35,7 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from wio.clock import whole_seconds
 from wio.errors import ValidationError
-from wio.issuing.keys import PrivateKey, PublicKeyTypes, certificate_hash_for, key_type_of
+from wio.issuing.keys import PrivateKey, PublicKeyTypes, key_type_of
 from wio.models.spiffe import SpiffeID
 
 DEFAULT_SKEW = dt.timedelta(seconds=30)
@@ -90,7 +90,7 @@ def _aware(when: dt.datetime, name: str) -> None:
         raise ValidationError(name, "time must be timezone-aware")
 
 
-def _authority_key_identifier(issuer_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+def authority_key_identifier_for(issuer_cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     """The AKI for leaves of ``issuer_cert``: its SKI if it has one, else derived from its key."""
     try:
         ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
@@ -165,12 +165,16 @@ def build_svid_template(
     skew: dt.timedelta = DEFAULT_SKEW,
     organization: str | None = None,
     randbits: Callable[[int], int] = secrets.randbits,
+    authority_key_identifier: x509.AuthorityKeyIdentifier | None = None,
 ) -> SvidTemplate:
     """Decide every field of a leaf for ``spiffe_id`` and ``public_key`` at ``now``.
 
     ``notAfter`` is ``now + ttl`` capped at the issuer's notAfter, and ``notBefore``
     is ``now - skew`` but never before the issuer's notBefore. Raises
     ``ValidationError`` for a non-positive TTL or an issuer already expired at ``now``.
+    ``authority_key_identifier`` may be passed in by a caller that issues many leaves
+    from one issuer (it must be ``authority_key_identifier_for(issuer_cert)``), to save
+    re-reading the issuer's extensions per leaf.
     """
     _aware(now, "now")
     if ttl <= dt.timedelta(0):
@@ -199,7 +203,8 @@ def build_svid_template(
         not_before=not_before,
         not_after=not_after,
         issuer=issuer_cert.subject,
-        authority_key_identifier=_authority_key_identifier(issuer_cert),
+        authority_key_identifier=authority_key_identifier
+        or authority_key_identifier_for(issuer_cert),
         subject=subject,
     )
 
@@ -253,7 +258,7 @@ def sign_svid(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(template.public_key), False)
         .add_extension(template.authority_key_identifier, critical=False)
     )
-    return builder.sign(issuer_key.key, certificate_hash_for(issuer_key.key))
+    return builder.sign(issuer_key.key, issuer_key.certificate_hash)
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -1,0 +1,333 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``wio`` command: run the operator, or run it against a local control plane (``make run``).
+
+``wio run`` is what the container runs: load and validate the admin configuration (a bad one
+is a clear message and exit code 2), then run Kopf with wio's handlers and serve HTTP.
+``wio dev`` starts a local control plane when no cluster is configured, installs the CRDs,
+runs the operator in-process, applies a sample WorkloadIdentity and shows what was minted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kopf
+import yaml
+
+from wio.clock import Clock, SystemClock
+from wio.config import AdminConfig, load_config
+from wio.errors import ConfigError, WioError
+from wio.handlers import build_registry
+from wio.k8s.access import ClusterAccess, discover
+from wio.metrics import Metrics
+from wio.service.runtime import Runtime
+from wio.web import build_app, serve
+
+log = logging.getLogger("wio")
+REPO = Path(__file__).resolve().parents[2]
+
+
+class _JsonAuditFormatter(logging.Formatter):
+    """Plain lines for people; the audit logger's structured fields appended as JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        audit = getattr(record, "audit", None)
+        if audit is not None:
+            import json
+
+            line += " " + json.dumps(audit, sort_keys=True)
+        return line
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_JsonAuditFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Kopf and aiohttp are chatty at INFO about every watch; their warnings still show.
+    for noisy in ("kopf", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+async def run_operator(
+    config: AdminConfig,
+    access: ClusterAccess,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    serve_http: bool = True,
+    runtime_out: dict[str, Runtime] | None = None,
+) -> None:
+    """Run one operator instance until ``stop_flag`` is set (or forever)."""
+    metrics = metrics or Metrics()
+    holder = runtime_out if runtime_out is not None else {}
+
+    async def start_runtime() -> Runtime:
+        runtime = await Runtime.start(config, access, clock or SystemClock(), metrics=metrics)
+        holder["runtime"] = runtime
+        return runtime
+
+    runner = None
+    if serve_http:
+        app = build_app(metrics, lambda: holder.get("runtime"), issuer=config.jwt_issuer)
+        runner = await serve(app, config.http_host, config.http_port)
+    try:
+        await kopf.operator(
+            registry=build_registry(start_runtime, access),
+            clusterwide=not config.watch_namespaces,
+            namespaces=list(config.watch_namespaces),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(),
+            standalone=True,
+        )
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+def _load_config(path: str | None, overrides: dict[str, str] | None = None) -> AdminConfig:
+    try:
+        return load_config(path, {**os.environ, **(overrides or {})})
+    except ConfigError as err:
+        print(f"wio: invalid configuration: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    configure_logging(config.log_level)
+    try:
+        access = discover(args.kubeconfig)
+    except ConfigError as err:
+        print(f"wio: {err}", file=sys.stderr)
+        return 2
+    asyncio.run(run_operator(config, access))
+    return 0
+
+
+# -- wio dev ---------------------------------------------------------------------------------
+
+SAMPLE = REPO / "deploy" / "samples" / "workloadidentity.yaml"
+
+
+@contextlib.contextmanager
+def _cluster(kubeconfig: str | None) -> Iterator[tuple[ClusterAccess, Path | None, Any]]:
+    """The configured cluster, or a local control plane started (and stopped) here."""
+    if kubeconfig or os.environ.get("KUBECONFIG"):
+        yield discover(kubeconfig), None, None
+        return
+    from wio.devcluster import ControlPlane, find_binaries
+
+    binaries = find_binaries()
+    with ControlPlane(binaries) as cluster:
+        print(
+            f"Started a local control plane in {cluster.startup_seconds:.1f}s at {cluster.server}"
+        )
+        yield discover(str(cluster.kubeconfig)), cluster.kubeconfig, binaries.kubectl
+
+
+async def _apply_all(access: ClusterAccess, documents: list[dict[str, Any]]) -> None:
+    from wio.k8s.client import KubeClient
+
+    kube = KubeClient(access)
+    try:
+        for doc in documents:
+            await kube.apply(_path_of(doc), doc)
+    finally:
+        await kube.close()
+
+
+def _path_of(doc: dict[str, Any]) -> str:
+    kind, meta = doc["kind"], doc["metadata"]
+    if kind == "CustomResourceDefinition":
+        return f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{meta['name']}"
+    if kind == "Namespace":
+        return f"/api/v1/namespaces/{meta['name']}"
+    if kind == "WorkloadIdentity":
+        base = f"/apis/identity.wio.dev/v1alpha1/namespaces/{meta['namespace']}"
+        return f"{base}/workloadidentities/{meta['name']}"
+    raise ValueError(f"wio dev does not know how to apply a {kind}")
+
+
+def _show_identity(access: ClusterAccess, namespace: str, name: str, timeout: float) -> None:
+    """Wait for the sample to be Ready, then print its status and certificate (never the key)."""
+    import base64
+    import time
+
+    from cryptography import x509
+
+    from wio.k8s.client import KubeClient
+
+    async def fetch() -> tuple[dict[str, Any], dict[str, Any] | None]:
+        kube = KubeClient(access)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                body = await kube.get(
+                    _path_of(
+                        {
+                            "kind": "WorkloadIdentity",
+                            "metadata": {"namespace": namespace, "name": name},
+                        }
+                    )
+                )
+                status = body.get("status") or {}
+                ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+                if ready and ready[0].get("status") == "True" and status.get("secretName"):
+                    secret = await kube.get(
+                        f"/api/v1/namespaces/{namespace}/secrets/{status['secretName']}"
+                    )
+                    return body, secret
+                if time.monotonic() > deadline:
+                    return body, None
+                await asyncio.sleep(0.2)
+        finally:
+            await kube.close()
+
+    body, secret = asyncio.run(fetch())
+    status = body.get("status") or {}
+    print(f"\nWorkloadIdentity {namespace}/{name}:")
+    for cond in status.get("conditions") or []:
+        reason, message = cond.get("reason", ""), cond.get("message", "")
+        print(f"  {cond['type']:<16} {cond['status']:<6} {reason}: {message}")
+    if secret is None:
+        print("  not Ready yet; see the operator log above")
+        return
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    uris = cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.UniformResourceIdentifier)
+    keys = ", ".join(sorted(secret["data"]))
+    print(f"\nSecret {namespace}/{status['secretName']} (type {secret['type']}), keys: {keys}")
+    print("Certificate in tls.crt:")
+    print(f"  subject:     {cert.subject.rfc4514_string() or '(empty)'}")
+    print(f"  issuer:      {cert.issuer.rfc4514_string()}")
+    print(f"  SPIFFE ID:   {', '.join(uris)}")
+    print(f"  serial:      {status.get('serialNumber')}")
+    print(f"  not before:  {cert.not_valid_before_utc.isoformat()}")
+    print(f"  not after:   {cert.not_valid_after_utc.isoformat()}")
+    print(f"  renews at:   {status.get('renewalTime')}")
+    print(f"  key SHA-256: {status.get('keyFingerprint')} (the private key stays in the Secret)")
+
+
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from wio.devcluster.processes import free_port
+
+    port = args.http_port or free_port()
+    overrides = {
+        "WIO_TRUST_DOMAIN": os.environ.get("WIO_TRUST_DOMAIN", "dev.wio.local"),
+        "WIO_JWT_ISSUER": os.environ.get("WIO_JWT_ISSUER", f"http://127.0.0.1:{port}"),
+        "WIO_HTTP_PORT": str(port),
+    }
+    config = _load_config(args.config, overrides)
+    configure_logging(config.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    with _cluster(args.kubeconfig) as (access, kubeconfig, kubectl):
+        crds = [
+            d
+            for f in sorted((REPO / "crds").glob("*.yaml"))
+            for d in yaml.safe_load_all(f.read_text())
+            if d
+        ]
+        asyncio.run(_apply_all(access, crds))
+        _wait_crds(access, [d["metadata"]["name"] for d in crds])
+        sample = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
+        namespaces = {config.operator_namespace} | {
+            d["metadata"]["namespace"] for d in sample if "namespace" in d["metadata"]
+        }
+        asyncio.run(
+            _apply_all(
+                access,
+                [
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                    for n in sorted(namespaces)
+                ],
+            )
+        )
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=lambda: asyncio.run(
+                run_operator(config, access, stop_flag=stop, ready_flag=ready)
+            ),
+            name="wio-operator",
+            daemon=True,
+        )
+        thread.start()
+        ready.wait(60)
+        asyncio.run(_apply_all(access, sample))
+        for doc in sample:
+            if doc["kind"] == "WorkloadIdentity":
+                _show_identity(access, doc["metadata"]["namespace"], doc["metadata"]["name"], 60)
+        base = f"http://127.0.0.1:{port}"
+        print(f"\nOperator HTTP: {base}/metrics, {base}/readyz, {base}/jwks.json")
+        if kubeconfig is not None:
+            print(f"\nIn another shell:\n  export KUBECONFIG={kubeconfig}")
+            print(f"  {kubectl} get workloadidentities -A")
+        print("\nwio is running; press Ctrl-C to stop everything it started.", flush=True)
+        stop.wait()
+        thread.join(30)
+    return 0
+
+
+def _wait_crds(access: ClusterAccess, names: list[str], timeout: float = 30.0) -> None:
+    import time
+
+    from wio.k8s.client import KubeClient
+
+    async def wait() -> None:
+        kube = KubeClient(access)
+        try:
+            deadline = time.monotonic() + timeout
+            for name in names:
+                while True:
+                    crd = await kube.get(
+                        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+                    )
+                    conditions = (crd.get("status") or {}).get("conditions") or []
+                    if any(
+                        c.get("type") == "Established" and c.get("status") == "True"
+                        for c in conditions
+                    ):
+                        break
+                    if time.monotonic() > deadline:
+                        raise WioError(f"CRD {name} not Established after {timeout:.0f}s")
+                    await asyncio.sleep(0.1)
+        finally:
+            await kube.close()
+
+    asyncio.run(wait())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wio", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the operator (in a cluster, or against a kubeconfig)")
+    run.add_argument("--config", default=os.environ.get("WIO_CONFIG"), help="admin config YAML")
+    run.add_argument("--kubeconfig", default=None)
+    dev = sub.add_parser("dev", help="local control plane + operator + a sample identity")
+    dev.add_argument("--config", default=os.environ.get("WIO_CONFIG"))
+    dev.add_argument("--kubeconfig", default=None, help="use this cluster instead of a local one")
+    dev.add_argument("--http-port", type=int, default=0)
+    args = parser.parse_args(argv)
+    return int(_cmd_run(args) if args.command == "run" else _cmd_dev(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Kopf layer: the only code that imports Kopf. Handlers parse, call the service, return.
+
+Handlers are registered on a registry built per operator instance (no module-level registry),
+each with an explicit ``id=``. Watch events only update the service's views and queue work;
+the service's own workers and scheduler do the rest. Deletion runs through one finalizer,
+named after our API group. wio's exceptions become Kopf's in exactly one place,
+``_translated``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import kopf
+
+from wio.errors import PermanentError, RetryableError
+from wio.k8s.access import ClusterAccess
+from wio.service.bodies import FINALIZER, GROUP, MANAGED_BY, MANAGER, VERSION
+from wio.service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """wio's exception tree → Kopf's retry semantics, in one place (STYLE.md #12)."""
+    try:
+        yield
+    except RetryableError as err:
+        raise kopf.TemporaryError(str(err), delay=err.retry_after or 5.0) from err
+    except PermanentError as err:
+        raise kopf.PermanentError(str(err)) from err
+
+
+def build_registry(
+    start_runtime: Callable[[], Awaitable[Runtime]], access: ClusterAccess
+) -> kopf.OperatorRegistry:
+    """A registry with every wio handler; ``start_runtime`` builds the service at startup."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(id="wio-startup", registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        # Our finalizer, named after our API group (STYLE.md #14).
+        settings.persistence.finalizer = FINALIZER
+        # wio posts its own Events with messages it controls; Kopf's per-handler Events would
+        # be extra API writes with nothing for users in them.
+        settings.posting.enabled = False
+        # Watch only wio's Secrets: the API server filters, so unrelated Secrets cost nothing.
+        settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY}={MANAGER}"
+        # Watches reconnect on their own well before typical proxies drop idle streams.
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        # Single replica for now: no peering objects to create or watch.
+        settings.peering.standalone = True
+        memo.runtime = await start_runtime()
+
+    @kopf.on.cleanup(id="wio-cleanup", registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        runtime: Runtime | None = getattr(memo, "runtime", None)
+        if runtime is not None:
+            await runtime.stop()
+
+    @kopf.on.login(id="wio-login", registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(
+            server=access.server,
+            ca_data=access.ca_data,
+            certificate_data=access.cert_data,
+            private_key_data=access.key_data,
+            token=access.bearer_token(),
+            scheme="Bearer" if access.bearer_token() else None,
+            default_namespace=access.namespace,
+        )
+
+    @kopf.on.event(GROUP, VERSION, "workloadidentities", id="identity-events", registry=registry)
+    async def identity_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime.identities.observe_identity(
+            event["object"], deleted=event["type"] == "DELETED"
+        )
+
+    @kopf.on.delete(GROUP, VERSION, "workloadidentities", id="identity-revoke", registry=registry)
+    async def identity_revoke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        async with _translated():
+            await memo.runtime.identities.finalize(dict(body))
+
+    @kopf.on.event(
+        "v1", "secrets", id="secret-events", labels={MANAGED_BY: MANAGER}, registry=registry
+    )
+    async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime.identities.observe_secret(event["object"], deleted=event["type"] == "DELETED")
+
+    @kopf.on.event(GROUP, VERSION, "identitypolicies", id="policy-events", registry=registry)
+    async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime.identities.observe_policy(event["object"], deleted=event["type"] == "DELETED")
+
+    @kopf.on.event("v1", "namespaces", id="namespace-events", registry=registry)
+    async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime.identities.observe_namespace(
+            event["object"], deleted=event["type"] == "DELETED"
+        )
+
+    return registry

@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The only code that sends requests to the Kubernetes API (Kopf's watches aside).
+
+A small asyncio client over aiohttp: bounded in-flight requests, 429 ``Retry-After`` honoured,
+passing failures retried a few times with jittered backoff, and every failure translated into
+wio's exception tree at this one boundary. Response bodies are never put into messages except
+the API server's own ``Status.message``, which describes the request, not object data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from wio.errors import ApiConflict, ApiNotFound, ApiRejected, ApiUnavailable
+from wio.k8s.access import ClusterAccess
+
+FIELD_MANAGER = "wio"
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+_RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class KubeClient:
+    """Asynchronous Kubernetes API client; create inside a running event loop, then ``close()``."""
+
+    def __init__(
+        self,
+        access: ClusterAccess,
+        *,
+        max_inflight: int = 32,
+        attempts: int = 4,
+        timeout: float = 30.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.access = access
+        self._inflight = asyncio.Semaphore(max_inflight)
+        self._attempts = attempts
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
+        self._session = aiohttp.ClientSession(
+            base_url=access.server,
+            connector=aiohttp.TCPConnector(ssl=access.ssl_context(), limit=max_inflight),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
+        self.writes = 0  # requests other than GET/LIST, for tests and benchmarks
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = JSON,
+    ) -> dict[str, Any]:
+        """Send one request, retrying passing failures; return the decoded JSON answer."""
+        headers = {"Accept": JSON}
+        token = self.access.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body, separators=(",", ":"))
+        what = f"{method} {path}"
+        for attempt in range(1, self._attempts + 1):
+            try:
+                async with self._inflight:
+                    if method != "GET":
+                        self.writes += 1
+                    async with self._session.request(
+                        method, path, data=data, params=params, headers=headers
+                    ) as response:
+                        text = await response.text()
+                        status = response.status
+                        retry_after = _retry_after(response.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as err:
+                if attempt == self._attempts:
+                    raise ApiUnavailable(f"{what}: {err.__class__.__name__}") from err
+                await asyncio.sleep(self._backoff(attempt, None))
+                continue
+            if status < 300:
+                return json.loads(text) if text else {}
+            message = _status_message(text, status)
+            if status in _RETRYABLE and attempt < self._attempts:
+                await asyncio.sleep(self._backoff(attempt, retry_after))
+                continue
+            raise _translate(status, f"{what}: {message}", retry_after)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, 30.0)
+        base: float = min(0.2 * 2.0 ** (attempt - 1), 5.0)
+        return base * (0.5 + self._rng.random())
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def get(self, path: str) -> dict[str, Any]:
+        return await self.request("GET", path)
+
+    async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """All items of a collection, following ``continue`` tokens in pages of 500."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": "500"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            page = await self.request("GET", path, params=params)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            params["continue"] = token
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", path, body=body)
+
+    async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager: one write that creates or updates."""
+        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        return await self.request("PATCH", path, body=body, params=params, content_type=APPLY_PATCH)
+
+    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        params = {"fieldManager": FIELD_MANAGER}
+        return await self.request("PATCH", path, body=body, params=params, content_type=MERGE_PATCH)
+
+    async def delete(self, path: str, *, missing_ok: bool = True) -> None:
+        try:
+            await self.request("DELETE", path)
+        except ApiNotFound:
+            if not missing_ok:
+                raise
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _status_message(text: str, status: int) -> str:
+    try:
+        message = json.loads(text).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else f"HTTP {status}"
+
+
+def _translate(status: int, message: str, retry_after: float | None) -> Exception:
+    if status == 404:
+        return ApiNotFound(message, status=status)
+    if status == 409:
+        return ApiConflict(message, retry_after=retry_after)
+    if status in _RETRYABLE:
+        return ApiUnavailable(message, retry_after=retry_after)
+    return ApiRejected(message, status=status)
+
+
+def secret_path(namespace: str, name: str | None = None) -> str:
+    base = f"/api/v1/namespaces/{namespace}/secrets"
+    return f"{base}/{name}" if name else base
+
+
+def configmap_path(namespace: str, name: str | None = None) -> str:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    return f"{base}/{name}" if name else base
+
+
+def custom_path(plural: str, namespace: str | None, name: str | None = None, sub: str = "") -> str:
+    ns = f"/namespaces/{namespace}" if namespace else ""
+    path = f"/apis/identity.wio.dev/v1alpha1{ns}/{plural}"
+    if name:
+        path += f"/{name}"
+    if sub:
+        path += f"/{sub}"
+    return path

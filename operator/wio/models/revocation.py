@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The revocation list: what was revoked, when, why, and until when verifiers must care.
+
+An entry is kept until the credential it names would have expired anyway; after that the
+credential is rejected for being expired, and the entry only costs space. The JSON form is
+what wio publishes next to the trust bundle (``revocations.json``), so it is stable and
+documented in the README.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from wio.errors import ValidationError
+
+KINDS = ("x509", "jwt", "token", "lease")
+
+
+def _time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: object, field: str) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be an RFC 3339 time")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise ValidationError(field, "must be an RFC 3339 time") from err
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One revoked credential. ``id`` is a serial (hex), a ``jti`` or a lease ID, per ``kind``."""
+
+    kind: str
+    id: str
+    spiffe_id: str
+    revoked_at: dt.datetime
+    expires_at: dt.datetime
+    reason: str
+    key_fingerprint: str | None = None
+    # Upstream revocation (Vault PKI, lease revoke) still to do; survives restarts in the list.
+    upstream_pending: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValidationError("kind", f"must be one of {', '.join(KINDS)}")
+        if not self.id:
+            raise ValidationError("id", "must not be empty")
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "kind": self.kind,
+            "id": self.id,
+            "spiffeID": self.spiffe_id,
+            "revokedAt": _time(self.revoked_at),
+            "expiresAt": _time(self.expires_at),
+            "reason": self.reason,
+        }
+        if self.key_fingerprint:
+            doc["keyFingerprint"] = self.key_fingerprint
+        if self.upstream_pending:
+            doc["upstreamPending"] = True
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str = "revocations") -> Revocation:
+        if not isinstance(doc, dict):
+            raise ValidationError(where, "each entry must be an object")
+        return cls(
+            kind=str(doc.get("kind", "")),
+            id=str(doc.get("id", "")),
+            spiffe_id=str(doc.get("spiffeID", "")),
+            revoked_at=_parse_time(doc.get("revokedAt"), f"{where}.revokedAt"),
+            expires_at=_parse_time(doc.get("expiresAt"), f"{where}.expiresAt"),
+            reason=str(doc.get("reason", "")),
+            key_fingerprint=doc.get("keyFingerprint") or None,
+            upstream_pending=bool(doc.get("upstreamPending", False)),
+        )
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """An immutable set of revocations keyed by (kind, id)."""
+
+    entries: tuple[Revocation, ...] = ()
+
+    def add(self, items: Iterable[Revocation]) -> RevocationList:
+        merged = {(e.kind, e.id): e for e in self.entries}
+        for item in items:
+            merged.setdefault((item.kind, item.id), item)
+        return RevocationList(tuple(sorted(merged.values(), key=lambda e: (e.revoked_at, e.id))))
+
+    def prune(self, now: dt.datetime) -> RevocationList:
+        """Drop entries whose credential has expired and needs no more upstream work."""
+        kept = tuple(e for e in self.entries if e.expires_at > now or e.upstream_pending)
+        return self if len(kept) == len(self.entries) else RevocationList(kept)
+
+    def mark_upstream_done(self, kind: str, id_: str) -> RevocationList:
+        return RevocationList(
+            tuple(
+                replace(e, upstream_pending=False) if (e.kind, e.id) == (kind, id_) else e
+                for e in self.entries
+            )
+        )
+
+    def ids(self, kind: str) -> frozenset[str]:
+        return frozenset(e.id for e in self.entries if e.kind == kind)
+
+    def pending_upstream(self) -> tuple[Revocation, ...]:
+        return tuple(e for e in self.entries if e.upstream_pending)
+
+    def to_json_bytes(self) -> bytes:
+        doc = {"revocations": [e.to_json() for e in self.entries]}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json_bytes(cls, data: bytes) -> RevocationList:
+        try:
+            doc = json.loads(data or b"{}")
+        except ValueError as err:
+            raise ValidationError("revocations", "not valid JSON") from err
+        items = doc.get("revocations", []) if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise ValidationError("revocations", "must be a list")
+        return cls().add(Revocation.from_json(d, f"revocations[{i}]") for i, d in enumerate(items))

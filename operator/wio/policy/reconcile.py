@@ -1,0 +1,205 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Should this WorkloadIdentity be issued again now? An ordered chain of small named checks.
+
+The operator decides from what the watches delivered: the object's stored status and a
+verdict on its Secret computed when the Secret event arrived (``SecretFacts``). No API read is
+needed, so a rotation costs exactly the writes it makes. Each check returns a
+``ReissueReason`` (CamelCase reason, human message) or None; the first reason wins and becomes
+the condition reason, the Event text and a metric label (STYLE.md #2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from wio.policy.rotation import (
+    Observed,
+    ReissueReason,
+    data_missing,
+    issuer_not_trusted,
+    key_mismatch,
+    unparsable,
+)
+
+
+@dataclass(frozen=True)
+class SecretFacts:
+    """What the Secret watch learned about one identity Secret (never its content)."""
+
+    serial: str | None  # the certificate's serial in hex, None when unreadable
+    spiffe_id: str | None
+    problem: ReissueReason | None  # DataMissing, Unparsable, KeyMismatch...
+    has_token: bool = False
+
+
+@dataclass(frozen=True)
+class IdentityState:
+    """Everything the checks need about one identity at ``now``."""
+
+    now: dt.datetime
+    expected_spiffe_id: str
+    spec_hash: str
+    secret_name: str
+    wants_token: bool
+    stored_serial: str | None
+    stored_spec_hash: str | None
+    stored_secret_name: str | None
+    not_after: dt.datetime | None
+    renewal_time: dt.datetime | None
+    token_renewal_time: dt.datetime | None
+    forced_request: str | None
+    forced_ack: str | None
+    secrets_synced: bool
+    secret: SecretFacts | None
+
+
+Check = Callable[[IdentityState], ReissueReason | None]
+
+# Content checks run when a Secret event arrives; their verdict is all that is kept.
+_CONTENT_CHECKS = (data_missing, unparsable, key_mismatch, issuer_not_trusted)
+
+
+def secret_facts(
+    data: Mapping[str, bytes], trusted_cas: Sequence[x509.Certificate], now: dt.datetime
+) -> SecretFacts:
+    """Judge one identity Secret's content once, keeping only the verdict and the serial."""
+    observed = Observed(
+        secret_data=data,
+        expected_spiffe_id="spiffe://unused",  # identity checks happen against status later
+        expected_spec_hash="unused",
+        stored_spec_hash=None,
+        stored_renewal_time=None,
+        trusted_cas=trusted_cas,
+        now=now,
+    )
+    problem = next((r for r in (c(observed) for c in _CONTENT_CHECKS) if r is not None), None)
+    serial = spiffe_id = None
+    try:
+        cert = x509.load_pem_x509_certificate(data["tls.crt"])
+        serial = format(cert.serial_number, "x")
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+        spiffe_id = uris[0] if len(uris) == 1 else None
+    except (KeyError, ValueError, x509.ExtensionNotFound):
+        pass
+    return SecretFacts(
+        serial=serial, spiffe_id=spiffe_id, problem=problem, has_token=bool(data.get("token"))
+    )
+
+
+def not_issued(s: IdentityState) -> ReissueReason | None:
+    if s.stored_serial is None:
+        return ReissueReason("NotIssued", "no credential has been issued yet")
+    return None
+
+
+def secret_moved(s: IdentityState) -> ReissueReason | None:
+    if s.stored_secret_name is not None and s.stored_secret_name != s.secret_name:
+        return ReissueReason(
+            "SecretNameChanged",
+            f"secretName changed from {s.stored_secret_name} to {s.secret_name}",
+        )
+    return None
+
+
+def secret_missing(s: IdentityState) -> ReissueReason | None:
+    if s.secrets_synced and s.secret is None:
+        return ReissueReason("SecretMissing", f"Secret {s.secret_name} does not exist")
+    return None
+
+
+def secret_damaged(s: IdentityState) -> ReissueReason | None:
+    if s.secret is not None and s.secret.problem is not None:
+        return s.secret.problem
+    return None
+
+
+def secret_replaced(s: IdentityState) -> ReissueReason | None:
+    """The Secret holds a certificate other than the one we issued last (edited by hand)."""
+    if s.secret is None or s.secret.serial is None:
+        return None
+    if s.secret.spiffe_id != s.expected_spiffe_id:
+        return ReissueReason(
+            "SpiffeIDMismatch",
+            f"Secret {s.secret_name} holds a certificate for another SPIFFE ID",
+        )
+    if s.secret.serial != s.stored_serial:
+        return ReissueReason(
+            "SecretAltered", f"Secret {s.secret_name} holds a certificate wio did not record"
+        )
+    if s.wants_token and not s.secret.has_token:
+        return ReissueReason("DataMissing", f"Secret {s.secret_name} has no token")
+    return None
+
+
+def spec_changed(s: IdentityState) -> ReissueReason | None:
+    if s.stored_spec_hash != s.spec_hash:
+        return ReissueReason("SpecChanged", "the spec changed in a way that affects the credential")
+    return None
+
+
+def forced(s: IdentityState) -> ReissueReason | None:
+    if s.forced_request and s.forced_request != s.forced_ack:
+        return ReissueReason(
+            "ForcedRotation", "a rotation was requested with the rotate annotation"
+        )
+    return None
+
+
+def expired(s: IdentityState) -> ReissueReason | None:
+    if s.not_after is not None and s.now >= s.not_after:
+        return ReissueReason("Expired", "the certificate has expired")
+    return None
+
+
+def renewal_due(s: IdentityState) -> ReissueReason | None:
+    if s.renewal_time is None or s.now >= s.renewal_time:
+        return ReissueReason("RenewalDue", "the certificate reached its renewal time")
+    return None
+
+
+def token_renewal_due(s: IdentityState) -> ReissueReason | None:
+    if s.wants_token and (s.token_renewal_time is None or s.now >= s.token_renewal_time):
+        return ReissueReason("TokenRenewalDue", "the JWT-SVID reached its renewal time")
+    return None
+
+
+CHECKS: tuple[Check, ...] = (
+    not_issued,
+    secret_moved,
+    secret_missing,
+    secret_damaged,
+    secret_replaced,
+    spec_changed,
+    forced,
+    expired,
+    renewal_due,
+    token_renewal_due,
+)
+
+# Reasons that need only a new JWT-SVID; everything else re-issues the whole credential.
+TOKEN_ONLY = frozenset({"TokenRenewalDue"})
+
+
+def reissue_reason(
+    state: IdentityState, checks: tuple[Check, ...] = CHECKS
+) -> ReissueReason | None:
+    for check in checks:
+        reason = check(state)
+        if reason is not None:
+            return reason
+    return None
+
+
+def next_due(state: IdentityState) -> dt.datetime | None:
+    """When to look again if nothing else happens: the earlier of the two renewal times."""
+    times = [
+        t
+        for t in (state.renewal_time, state.token_renewal_time if state.wants_token else None)
+        if t
+    ]
+    return min(times) if times else None

@@ -1,0 +1,164 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Wires one operator instance together from the admin configuration: no globals.
+
+``Runtime.start`` builds the Kubernetes client, loads (or creates) the local signer's state,
+builds the named signers, loads the revocation list and what trust bundles are already
+published, and starts the service. ``stop`` undoes it in reverse order.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from wio.backends.local import LocalAuthority, LocalJwtSigner
+from wio.backends.protocols import JwtSigner, X509Authority
+from wio.backends.vault import VaultClient
+from wio.clock import Clock
+from wio.config import AdminConfig, SignerConfig, VaultPkiX509, VaultTransitJwt
+from wio.issuing.ca import CAConfig, LocalCA
+from wio.issuing.jwt import JwtKeyRing, SigningKey
+from wio.issuing.keyring_state import dump_keyring, load_keyring
+from wio.k8s.access import ClusterAccess
+from wio.k8s.client import KubeClient
+from wio.k8s.events import EventRecorder
+from wio.k8s.signer_state import SignerState, SignerStateStore
+from wio.metrics import Metrics
+from wio.service.identities import IdentityService
+from wio.service.revocations import RevocationStore
+from wio.service.signers import Signer, SignerSet
+from wio.service.trust import TrustPublisher
+from wio.service.vault_signers import vault_authority, vault_jwt_signer
+
+
+@dataclass
+class Runtime:
+    config: AdminConfig
+    kube: KubeClient
+    signers: SignerSet
+    revocations: RevocationStore
+    trust: TrustPublisher
+    events: EventRecorder
+    identities: IdentityService
+    metrics: Metrics
+    vault_clients: list[VaultClient]
+    ready: bool = False
+
+    @classmethod
+    async def start(
+        cls,
+        config: AdminConfig,
+        access: ClusterAccess,
+        clock: Clock,
+        *,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+    ) -> Runtime:
+        metrics = metrics or Metrics()
+        kube = KubeClient(access, max_inflight=config.max_inflight_writes)
+        vault_clients: list[VaultClient] = []
+        try:
+            local_x509, local_jwt = await _local_signers(config, kube, clock)
+            signers = SignerSet(
+                {
+                    name: _signer(name, sc, local_x509, local_jwt, config, clock, vault_clients)
+                    for name, sc in config.signers.items()
+                }
+            )
+            trust_holder: list[TrustPublisher] = []
+            revocations = RevocationStore(
+                kube,
+                namespace=config.operator_namespace,
+                name=config.revocation_configmap,
+                clock=clock,
+                on_change=lambda: trust_holder[0].invalidate() if trust_holder else None,
+            )
+            await revocations.load()
+            trust = TrustPublisher(
+                kube, name=config.trust_configmap, signers=signers, revocations=revocations
+            )
+            trust_holder.append(trust)
+            await trust.load()
+            await signers.trust_bundle()
+            events = EventRecorder(kube)
+            identities = IdentityService(
+                config=config,
+                kube=kube,
+                signers=signers,
+                trust=trust,
+                revocations=revocations,
+                events=events,
+                metrics=metrics,
+                clock=clock,
+                rng=rng or random.Random(),  # noqa: S311 - rotation jitter, not a secret
+            )
+            events.start()
+            trust.start()
+            await identities.start()
+        except BaseException:
+            for client in vault_clients:
+                client.close()
+            await kube.close()
+            raise
+        runtime = cls(
+            config, kube, signers, revocations, trust, events, identities, metrics, vault_clients
+        )
+        runtime.ready = True
+        return runtime
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.identities.stop()
+        await self.trust.stop()
+        await self.events.stop()
+        for client in self.vault_clients:
+            client.close()
+        await self.kube.close()
+
+
+async def _local_signers(
+    config: AdminConfig, kube: KubeClient, clock: Clock
+) -> tuple[LocalAuthority, LocalJwtSigner]:
+    """The local CA and JWT key ring, from their Secret or freshly made (and stored) once."""
+    store = SignerStateStore(kube, namespace=config.operator_namespace, name=config.local_ca_secret)
+    # Leaves may live up to a sixth of the CA's life (an IdentityPolicy may allow more than
+    # the default maximum); the CA's rotation schedule is built around that bound.
+    ca_config = CAConfig(
+        config.trust_domain,
+        lifetime=config.ca_lifetime,
+        max_leaf_ttl=config.ca_lifetime / 6,
+        skew=config.skew,
+    )
+    state = await store.load()
+    if state is None:
+        fresh_ca = LocalCA.bootstrap(ca_config, clock.now())
+        fresh_ring = JwtKeyRing(SigningKey.generate())
+        state = await store.create_or_load(SignerState(fresh_ca.dump(), dump_keyring(fresh_ring)))
+    ca = LocalCA.load(state.ca, ca_config)
+
+    async def save_ring(ring: JwtKeyRing) -> None:
+        await store.save_jwt(dump_keyring(ring))
+
+    authority = LocalAuthority(ca, name="local", on_change=store.save_ca)
+    jwt = LocalJwtSigner(load_keyring(state.jwt), name="local", on_change=save_ring)
+    await authority.rotate(clock.now())
+    await jwt.prune(clock.now())
+    return authority, jwt
+
+
+def _signer(
+    name: str,
+    sc: SignerConfig,
+    local_x509: LocalAuthority,
+    local_jwt: LocalJwtSigner,
+    config: AdminConfig,
+    clock: Clock,
+    vault_clients: list[VaultClient],
+) -> Signer:
+    x509: X509Authority = local_x509
+    if isinstance(sc.x509, VaultPkiX509):
+        x509 = vault_authority(name, sc.x509, config, clock, vault_clients)
+    jwt: JwtSigner = local_jwt
+    if isinstance(sc.jwt, VaultTransitJwt):
+        jwt = vault_jwt_signer(name, sc.jwt, clock, vault_clients)
+    return Signer(name, x509, jwt)

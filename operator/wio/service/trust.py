@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Trust distribution: one ConfigMap in every namespace that holds identities.
+
+It carries ``ca.crt`` (the PEM trust bundle), ``bundle.spiffe.json`` (the SPIFFE bundle),
+``jwks.json`` (the JWT keys) and ``revocations.json``. One background task publishes: callers
+only mark namespaces or content as stale, so a burst of issuances or revocations costs one
+write per namespace, not one per event. The SPIFFE bundle's ``spiffe_sequence`` only grows,
+across restarts too: it continues from the highest sequence already published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
+
+from wio.errors import ApiNotFound, ApiRejected, WioError
+from wio.issuing.bundle import SpiffeBundle, build_spiffe_bundle, oidc_jwks, pem_bundle
+from wio.k8s.client import KubeClient, configmap_path
+from wio.service.bodies import GROUP, MANAGED_BY, MANAGER, canonical_json, trust_configmap
+from wio.service.revocations import RevocationStore
+from wio.service.signers import SignerSet
+
+log = logging.getLogger(__name__)
+HASH_ANNOTATION = f"{GROUP}/content-hash"
+# Coalesce bursts: wait this long after the first change before publishing.
+DEBOUNCE_SECONDS = 0.05
+
+
+class TrustPublisher:
+    def __init__(
+        self, kube: KubeClient, *, name: str, signers: SignerSet, revocations: RevocationStore
+    ) -> None:
+        self._kube = kube
+        self._name = name
+        self._signers = signers
+        self._revocations = revocations
+        self._published: dict[str, str] = {}  # namespace -> content hash
+        self._wanted: set[str] = set()
+        self._previous: SpiffeBundle | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.publishes = 0
+
+    async def load(self) -> None:
+        """Learn what is already published, so a restart rewrites nothing that is current."""
+        for body in await self._kube.list(
+            "/api/v1/configmaps", label_selector=f"{MANAGED_BY}={MANAGER}"
+        ):
+            meta = body.get("metadata") or {}
+            if meta.get("name") != self._name:
+                continue
+            namespace = meta.get("namespace", "")
+            self._wanted.add(namespace)
+            self._published[namespace] = (meta.get("annotations") or {}).get(HASH_ANNOTATION, "")
+            raw = (body.get("data") or {}).get("bundle.spiffe.json")
+            try:
+                bundle = SpiffeBundle.from_json(raw) if raw else None
+            except WioError:
+                bundle = None
+            if bundle and (self._previous is None or bundle.sequence > self._previous.sequence):
+                self._previous = bundle
+
+    def ensure(self, namespace: str) -> None:
+        """``namespace`` holds identities: publish there if it is not current."""
+        if namespace not in self._wanted:
+            self._wanted.add(namespace)
+            self._wake.set()
+
+    def invalidate(self) -> None:
+        """The CA, keys or revocations changed: republish everywhere."""
+        self._signers.invalidate()
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wio-trust")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def spiffe_bundle_json(self) -> bytes:
+        return (await self._spiffe_bundle()).to_json()
+
+    async def jwks_json(self) -> bytes:
+        return json.dumps(oidc_jwks(await self._signers.jwt_public_jwks()), sort_keys=True).encode()
+
+    async def _spiffe_bundle(self) -> SpiffeBundle:
+        bundle = build_spiffe_bundle(
+            await self._signers.trust_bundle(),
+            await self._signers.jwt_public_jwks(),
+            previous=self._previous,
+        )
+        self._previous = bundle
+        return bundle
+
+    async def _content(self) -> dict[str, bytes]:
+        return {
+            "ca_bundle_pem": pem_bundle(await self._signers.trust_bundle()),
+            "spiffe_bundle_json": await self.spiffe_bundle_json(),
+            "jwks_json": await self.jwks_json(),
+            "revocations_json": self._revocations.current.to_json_bytes(),
+        }
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(DEBOUNCE_SECONDS)
+            self._wake.clear()
+            try:
+                await self.publish_now()
+            except WioError as err:
+                log.warning("publishing trust bundles failed, will retry: %s", err)
+                await asyncio.sleep(2.0)
+                self._wake.set()
+
+    async def publish_now(self) -> None:
+        content = await self._content()
+        digest = hashlib.sha256(
+            canonical_json({k: v.decode() for k, v in content.items()})
+        ).hexdigest()[:16]
+        for namespace in sorted(self._wanted):
+            if self._published.get(namespace) == digest:
+                continue
+            body: dict[str, Any] = trust_configmap(namespace, self._name, **content)
+            body["metadata"]["annotations"] = {HASH_ANNOTATION: digest}
+            try:
+                await self._kube.apply(configmap_path(namespace, self._name), body)
+            except (ApiNotFound, ApiRejected) as err:
+                # A namespace being deleted refuses new objects; it needs no bundle any more.
+                log.info("no trust bundle for namespace %s: %s", namespace, err)
+                self._wanted.discard(namespace)
+                continue
+            self._published[namespace] = digest
+            self.publishes += 1

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The operator's HTTP face: health probes, Prometheus metrics, and the public trust documents.
+
+- ``/healthz`` (liveness): the process serves HTTP.
+- ``/readyz`` (readiness): caches are synced and the service is running.
+- ``/metrics``: Prometheus exposition of ``wio.metrics``.
+- ``/.well-known/openid-configuration`` and ``/jwks.json``: so a stock OIDC/JWT library can
+  verify wio's JWTs from the issuer URL alone.
+- ``/bundle.spiffe.json``: the SPIFFE bundle (X.509 roots and JWT keys) of the trust domain.
+
+Nothing served here is secret: only public keys, certificates and counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from wio.metrics import Metrics
+from wio.service.runtime import Runtime
+
+
+def build_app(
+    metrics: Metrics, runtime: Callable[[], Runtime | None], *, issuer: str
+) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        current = runtime()
+        if current is None or not current.ready:
+            return web.json_response({"status": "starting"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def prometheus(_: web.Request) -> web.Response:
+        response = web.Response(body=metrics.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def discovery(_: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "issuer": issuer,
+                "jwks_uri": f"{issuer.rstrip('/')}/jwks.json",
+                "id_token_signing_alg_values_supported": [
+                    "ES256",
+                    "ES384",
+                    "EdDSA",
+                    "RS256",
+                    "PS256",
+                ],
+                "response_types_supported": ["id_token"],
+                "subject_types_supported": ["public"],
+            }
+        )
+
+    def _running() -> Runtime:
+        current = runtime()
+        if current is None or not current.ready:
+            raise web.HTTPServiceUnavailable(
+                text='{"error":"starting"}', content_type="application/json"
+            )
+        return current
+
+    async def jwks(_: web.Request) -> web.Response:
+        body = await _running().trust.jwks_json()
+        return web.Response(body=body, content_type="application/jwk-set+json")
+
+    async def spiffe_bundle(_: web.Request) -> web.Response:
+        body = await _running().trust.spiffe_bundle_json()
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus)
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_get("/jwks.json", jwks)
+    app.router.add_get("/bundle.spiffe.json", spiffe_bundle)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

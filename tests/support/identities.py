@@ -1,0 +1,147 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Test helpers that act as a platform team would: apply manifests, read what wio wrote."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from cryptography import x509
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.support.waiting import wait_for
+
+GROUP, VERSION = "identity.wio.dev", "v1alpha1"
+
+
+def create_identity(
+    kube: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "WorkloadIdentity",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return client.CustomObjectsApi(kube).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        GROUP, VERSION, namespace, "workloadidentities", body
+    )
+
+
+def get_identity(kube: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return client.CustomObjectsApi(kube).get_namespaced_custom_object(  # type: ignore[no-any-return]
+        GROUP, VERSION, namespace, "workloadidentities", name
+    )
+
+
+def patch_identity(
+    kube: client.ApiClient, namespace: str, name: str, patch: dict[str, Any]
+) -> None:
+    client.CustomObjectsApi(kube).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "workloadidentities", name, patch
+    )
+
+
+def delete_identity(kube: client.ApiClient, namespace: str, name: str) -> None:
+    client.CustomObjectsApi(kube).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, "workloadidentities", name
+    )
+
+
+def apply_policy(kube: client.ApiClient, name: str, spec: dict[str, Any]) -> None:
+    api = client.CustomObjectsApi(kube)
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "IdentityPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    try:
+        api.create_cluster_custom_object(GROUP, VERSION, "identitypolicies", body)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+        current = api.get_cluster_custom_object(GROUP, VERSION, "identitypolicies", name)
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        api.replace_cluster_custom_object(GROUP, VERSION, "identitypolicies", name, body)
+
+
+def delete_policy(kube: client.ApiClient, name: str) -> None:
+    try:
+        client.CustomObjectsApi(kube).delete_cluster_custom_object(
+            GROUP, VERSION, "identitypolicies", name
+        )
+    except ApiException as err:
+        if err.status != 404:
+            raise
+
+
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (body.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return dict(cond)
+    return None
+
+
+def wait_condition(
+    kube: client.ApiClient,
+    namespace: str,
+    name: str,
+    kind: str,
+    status: str,
+    *,
+    timeout: float = 30,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        body = get_identity(kube, namespace, name)
+        cond = condition(body, kind)
+        if (
+            cond
+            and cond["status"] == status
+            and (reason is None or cond["reason"] == reason)
+            and cond.get("observedGeneration") == body["metadata"]["generation"]
+        ):
+            return body
+        return None
+
+    return wait_for(probe, timeout=timeout, what=f"{namespace}/{name} {kind}={status}")
+
+
+def read_secret(
+    kube: client.ApiClient, namespace: str, name: str
+) -> tuple[client.V1Secret, dict[str, bytes]]:
+    secret = client.CoreV1Api(kube).read_namespaced_secret(name, namespace)
+    data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    return secret, data
+
+
+def leaf(data: dict[str, bytes]) -> x509.Certificate:
+    return x509.load_pem_x509_certificates(data["tls.crt"])[0]
+
+
+def spiffe_ids(cert: x509.Certificate) -> list[str]:
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return list(sans.get_values_for_type(x509.UniformResourceIdentifier))
+
+
+def trust_configmap(kube: client.ApiClient, namespace: str) -> dict[str, str]:
+    return dict(
+        client.CoreV1Api(kube).read_namespaced_config_map("wio-trust-bundle", namespace).data
+    )
+
+
+def revocations(
+    kube: client.ApiClient, namespace: str, name: str = "wio-revocations"
+) -> list[dict[str, Any]]:
+    data = client.CoreV1Api(kube).read_namespaced_config_map(name, namespace).data
+    return list(json.loads(data["revocations.json"])["revocations"])
+
+
+def events_for(kube: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:
+    listed = client.CoreV1Api(kube).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}"
+    )
+    return list(listed.items)
