@@ -35,12 +35,14 @@ test: lint typecheck
 test-unit: venv
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
+# A local control plane (unless KUBECONFIG names a cluster), the CRDs, wio itself and a sample
+# WorkloadIdentity whose certificate is printed; runs until Ctrl-C.
 run: venv
-	$(BIN)/python -m wio.devcluster up
+	$(BIN)/wio dev
 
 bench: venv
 	$(BIN)/python -m wio.devcluster build
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/issuing.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .wio-dev

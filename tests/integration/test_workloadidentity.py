@@ -7,6 +7,7 @@ certificate, key and JWT; the status conditions; the trust-bundle ConfigMap; Eve
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import urllib.request
@@ -40,7 +41,7 @@ from tests.support.operator import InProcessOperator
 from tests.support.waiting import wait_for
 from wio.backends.vault_pki import vault_serial
 from wio.devcluster import OpenBao
-from wio.issuing.keys import PrivateKey
+from wio.issuing.keys import KeyType, PrivateKey, generate_private_key
 
 EXPECTED_KEYS = {
     "tls.crt",
@@ -353,3 +354,68 @@ def test_public_trust_documents_are_served(operator: InProcessOperator, path: st
     assert doc["keys"]
     for key in doc["keys"]:
         assert "d" not in key  # public halves only
+
+
+def test_deleted_secret_is_recreated_with_a_fresh_credential(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    create_identity(kube, namespace, "drift", {"serviceAccountName": "drift"})
+    first = wait_condition(kube, namespace, "drift", "Ready", "True")["status"]
+    client.CoreV1Api(kube).delete_namespaced_secret("drift-identity", namespace)
+
+    def recreated() -> dict[str, bytes] | None:
+        try:
+            _, data = read_secret(kube, namespace, "drift-identity")
+        except client.exceptions.ApiException:
+            return None
+        return data if format(leaf(data).serial_number, "x") != first["serialNumber"] else None
+
+    data = wait_for(recreated, timeout=10, what="the Secret to be recreated")
+    assert spiffe_ids(leaf(data)) == [first["spiffeID"]]
+    status = wait_condition(kube, namespace, "drift", "Ready", "True")["status"]
+    assert status["serialNumber"] == format(leaf(data).serial_number, "x")
+
+
+def test_tampered_secret_is_reissued(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    create_identity(kube, namespace, "tamper", {"serviceAccountName": "tamper"})
+    first = wait_condition(kube, namespace, "tamper", "Ready", "True")["status"]
+    # Swap in a key that does not match the certificate, as a careless hand edit would.
+    foreign = generate_private_key(KeyType.ECDSAP256)
+    client.CoreV1Api(kube).patch_namespaced_secret(
+        "tamper-identity",
+        namespace,
+        {"data": {"tls.key": base64.b64encode(foreign.to_pkcs8_pem()).decode()}},
+    )
+
+    def repaired() -> dict[str, str] | None:
+        status = get_identity(kube, namespace, "tamper").get("status") or {}
+        return status if status.get("serialNumber") != first["serialNumber"] else None
+
+    status = wait_for(repaired, timeout=10, what="the tampered Secret to be reissued")
+    _, data = read_secret(kube, namespace, "tamper-identity")
+    assert PrivateKey.from_pem(data["tls.key"]).matches(leaf(data).public_key())  # type: ignore[arg-type]
+    assert "KeyMismatch" in condition(get_identity(kube, namespace, "tamper"), "Ready")["message"]  # type: ignore[index]
+    assert status["rotations"] == 1
+
+
+def test_rotate_annotation_forces_a_rotation_and_is_acknowledged(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    create_identity(kube, namespace, "forced", {"serviceAccountName": "forced"})
+    first = wait_condition(kube, namespace, "forced", "Ready", "True")["status"]
+    patch_identity(
+        kube,
+        namespace,
+        "forced",
+        {"metadata": {"annotations": {"identity.wio.dev/rotate": "now-1"}}},
+    )
+
+    def acknowledged() -> dict[str, str] | None:
+        status = get_identity(kube, namespace, "forced").get("status") or {}
+        return status if status.get("lastForcedRotation") == "now-1" else None
+
+    status = wait_for(acknowledged, timeout=10, what="the forced rotation")
+    assert status["serialNumber"] != first["serialNumber"]
+    assert status["keyFingerprint"] != first["keyFingerprint"]

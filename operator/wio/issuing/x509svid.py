@@ -44,6 +44,9 @@ DEFAULT_SKEW = dt.timedelta(seconds=30)
 SERIAL_BITS = 159
 """Serials are positive and below 2**159: at most 20 DER octets (RFC 5280 4.1.2.2)."""
 
+_ZERO = dt.timedelta(0)
+_EMPTY_NAME = x509.Name([])  # immutable, so one instance serves every leaf
+
 _MAX_DNS_NAME = 253
 _MAX_DNS_LABEL = 63
 _DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -177,9 +180,9 @@ def build_svid_template(
     re-reading the issuer's extensions per leaf.
     """
     _aware(now, "now")
-    if ttl <= dt.timedelta(0):
+    if ttl <= _ZERO:
         raise ValidationError("ttl", "TTL must be positive")
-    if skew < dt.timedelta(0):
+    if skew < _ZERO:
         raise ValidationError("skew", "skew must not be negative")
     now = whole_seconds(now)
     issuer_not_before = issuer_cert.not_valid_before_utc
@@ -193,7 +196,7 @@ def build_svid_template(
     subject = (
         x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
         if organization
-        else x509.Name([])
+        else _EMPTY_NAME
     )
     return SvidTemplate(
         spiffe_id=spiffe_id,
@@ -314,6 +317,8 @@ class Issued:
 
     def cert_chain_pem(self) -> bytes:
         """Leaf first, then intermediates, no root: the ``tls.crt`` layout."""
+        if not self.chain:
+            return _pem(self.cert)
         return b"".join(_pem(c) for c in (self.cert, *self.chain))
 
 

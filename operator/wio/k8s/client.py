@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -170,12 +170,31 @@ def _translate(status: int, message: str, retry_after: float | None) -> Exceptio
     return ApiRejected(message, status=status)
 
 
-def secret_path(namespace: str, name: str | None = None) -> str:
+async def list_watched(
+    kube: KubeClient,
+    namespaces: Sequence[str],
+    path_for: Callable[[str | None], str],
+    label_selector: str | None = None,
+) -> list[dict[str, Any]]:
+    """LIST a namespaced collection cluster-wide, or only in ``namespaces`` when given."""
+    if not namespaces:
+        return await kube.list(path_for(None), label_selector=label_selector)
+    items: list[dict[str, Any]] = []
+    for namespace in namespaces:
+        items.extend(await kube.list(path_for(namespace), label_selector=label_selector))
+    return items
+
+
+def secret_path(namespace: str | None, name: str | None = None) -> str:
+    if namespace is None:
+        return "/api/v1/secrets"
     base = f"/api/v1/namespaces/{namespace}/secrets"
     return f"{base}/{name}" if name else base
 
 
-def configmap_path(namespace: str, name: str | None = None) -> str:
+def configmap_path(namespace: str | None, name: str | None = None) -> str:
+    if namespace is None:
+        return "/api/v1/configmaps"
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     return f"{base}/{name}" if name else base
 

@@ -42,7 +42,7 @@ from wio.issuing.jwt import jwt_svid_claims, new_jti
 from wio.issuing.keys import KeyType, generate_private_key
 from wio.issuing.verify_x509 import verify_svid
 from wio.issuing.x509svid import X509SVID
-from wio.k8s.client import KubeClient, custom_path, secret_path
+from wio.k8s.client import KubeClient, custom_path, list_watched, secret_path
 from wio.k8s.events import EventRecorder
 from wio.metrics import Metrics
 from wio.models.resources import IdentityPolicy, WorkloadIdentitySpec
@@ -59,6 +59,8 @@ from wio.policy.reconcile import (
 )
 from wio.policy.rotation import ReissueReason, renewal_time
 from wio.service.bodies import (
+    MANAGED_BY,
+    MANAGER,
     Condition,
     IssuedIdentity,
     Owner,
@@ -142,12 +144,14 @@ class IdentityService:
             self.observe_namespace(body)
         for body in await self.kube.list(custom_path("identitypolicies", None)):
             self.observe_policy(body)
-        for body in await self.kube.list(
-            "/api/v1/secrets", label_selector="app.kubernetes.io/managed-by=wio"
+        for body in await list_watched(
+            self.kube, self.config.watch_namespaces, secret_path, f"{MANAGED_BY}={MANAGER}"
         ):
             self.observe_secret(body)
         self.secrets.synced = True
-        items = await self.kube.list(custom_path(PLURAL, None))
+        items = await list_watched(
+            self.kube, self.config.watch_namespaces, lambda ns: custom_path(PLURAL, ns)
+        )
         # Earliest renewal first: after downtime the most urgent rotations go out first.
         items.sort(key=lambda b: (b.get("status") or {}).get("renewalTime") or "")
         for body in items:

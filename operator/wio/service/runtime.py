@@ -75,7 +75,11 @@ class Runtime:
             )
             await revocations.load()
             trust = TrustPublisher(
-                kube, name=config.trust_configmap, signers=signers, revocations=revocations
+                kube,
+                name=config.trust_configmap,
+                signers=signers,
+                revocations=revocations,
+                namespaces=config.watch_namespaces,
             )
             trust_holder.append(trust)
             await trust.load()

@@ -14,11 +14,12 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from wio.errors import ApiNotFound, ApiRejected, WioError
 from wio.issuing.bundle import SpiffeBundle, build_spiffe_bundle, oidc_jwks, pem_bundle
-from wio.k8s.client import KubeClient, configmap_path
+from wio.k8s.client import KubeClient, configmap_path, list_watched
 from wio.service.bodies import GROUP, MANAGED_BY, MANAGER, canonical_json, trust_configmap
 from wio.service.revocations import RevocationStore
 from wio.service.signers import SignerSet
@@ -31,9 +32,16 @@ DEBOUNCE_SECONDS = 0.05
 
 class TrustPublisher:
     def __init__(
-        self, kube: KubeClient, *, name: str, signers: SignerSet, revocations: RevocationStore
+        self,
+        kube: KubeClient,
+        *,
+        name: str,
+        signers: SignerSet,
+        revocations: RevocationStore,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self._kube = kube
+        self._namespaces = tuple(namespaces)
         self._name = name
         self._signers = signers
         self._revocations = revocations
@@ -46,8 +54,8 @@ class TrustPublisher:
 
     async def load(self) -> None:
         """Learn what is already published, so a restart rewrites nothing that is current."""
-        for body in await self._kube.list(
-            "/api/v1/configmaps", label_selector=f"{MANAGED_BY}={MANAGER}"
+        for body in await list_watched(
+            self._kube, self._namespaces, configmap_path, f"{MANAGED_BY}={MANAGER}"
         ):
             meta = body.get("metadata") or {}
             if meta.get("name") != self._name:
