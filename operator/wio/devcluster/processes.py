@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Child processes that cannot outlive us, and waiting for them to become ready.
 
-Every server is started with ``PR_SET_PDEATHSIG`` so the kernel sends it SIGTERM when the
+Every server is started with ``PR_SET_PDEATHSIG`` so the kernel sends it SIGKILL when the
 process that started it dies, however it dies (a crashed test, SIGKILL, a closed terminal).
+SIGKILL rather than SIGTERM: a kube-apiserver whose etcd died at the same moment can hang in
+its graceful shutdown, and an orphan must never survive.
 Orderly stops go through ``ManagedProcess.stop``: SIGTERM, a grace period, then SIGKILL.
 """
 
@@ -22,7 +24,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def free_port() -> int:
