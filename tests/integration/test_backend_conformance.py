@@ -49,7 +49,7 @@ from wio.backends.vault_pki import PkiRole, VaultPkiAuthority
 from wio.backends.vault_transit import TransitKey, VaultTransitSigner
 from wio.clock import FakeClock
 from wio.devcluster import OpenBao
-from wio.errors import SignerRejected, ValidationError
+from wio.errors import SignerRejected, SignerUnavailable, ValidationError
 from wio.issuing.ca import CAConfig, LocalCA
 from wio.issuing.jwt import (
     JwtAlgorithm,
@@ -295,6 +295,16 @@ def assert_valid_svid(
 # ================================================================ X.509 conformance
 
 
+def test_authority_implements_the_protocol_and_declares_its_capabilities(
+    x509_backend: X509Harness,
+) -> None:
+    authority = x509_backend.authority
+    assert isinstance(authority, X509Authority)
+    assert authority.name
+    assert isinstance(authority.capabilities, frozenset)
+    assert all(isinstance(c, Capability) for c in authority.capabilities)
+
+
 @pytest.mark.asyncio
 async def test_issued_svid_satisfies_the_spiffe_profile_by_independent_oracles(
     x509_backend: X509Harness,
@@ -530,6 +540,11 @@ def _rfc7638(jwk: dict[str, Any]) -> str:
 
 
 # ================================================================ JWT conformance
+
+
+def test_signer_implements_the_protocol(jwt_backend: JwtHarness) -> None:
+    assert isinstance(jwt_backend.signer, JwtSigner)
+    assert jwt_backend.signer.name
 
 
 @pytest.mark.asyncio
@@ -777,3 +792,82 @@ async def test_pki_bundle_publishes_a_root_rotated_in_vault_after_the_cache_expi
     bundle = await authority.trust_bundle()
     assert len(bundle) == 2
     assert len({c.public_bytes(serialization.Encoding.DER) for c in bundle}) == 2
+
+
+# ================================================================ local specifics
+
+
+@pytest.mark.asyncio
+async def test_local_authority_rotates_its_ca_on_schedule_and_persists_before_use() -> None:
+    start = _now()
+    config = CAConfig(TD, lifetime=dt.timedelta(hours=6), max_leaf_ttl=dt.timedelta(hours=1))
+    saved: list[bytes] = []
+
+    async def save(state: bytes) -> None:
+        saved.append(state)
+
+    authority = LocalAuthority(LocalCA.bootstrap(config, start), on_change=save)
+    first_root = (await authority.trust_bundle())[0]
+
+    def request_at(offset: dt.timedelta) -> SvidRequest:
+        key = generate_private_key(KeyType.ECDSAP256)
+        return SvidRequest.for_key(key, WORKLOAD, ttl=dt.timedelta(minutes=30), now=start + offset)
+
+    await authority.issue(request_at(dt.timedelta(hours=1)))
+    assert saved == [], "nothing is due in the first half of the CA's life"
+
+    # Past half-life: a successor is prepared and published, but the old root still signs.
+    issued = await authority.issue(request_at(dt.timedelta(hours=3, minutes=1)))
+    assert len(saved) == 1
+    assert LocalCA.load(saved[-1], config).state.prepared is not None
+    bundle = await authority.trust_bundle()
+    assert len(bundle) == 2
+    assert issued.cert.issuer == first_root.subject
+
+    # Past five sixths: the successor signs, the old root stays published.
+    issued = await authority.issue(request_at(dt.timedelta(hours=5, minutes=1)))
+    assert len(saved) == 2
+    assert issued.cert.issuer == bundle[1].subject
+    assert first_root in await authority.trust_bundle()
+
+
+@pytest.mark.asyncio
+async def test_local_authority_keeps_its_ca_when_persisting_a_rotation_fails() -> None:
+    start = _now()
+    config = CAConfig(TD, lifetime=dt.timedelta(hours=6), max_leaf_ttl=dt.timedelta(hours=1))
+
+    async def broken(state: bytes) -> None:
+        raise SignerUnavailable("state store is down")
+
+    ca = LocalCA.bootstrap(config, start)
+    authority = LocalAuthority(ca, on_change=broken)
+    key = generate_private_key(KeyType.ECDSAP256)
+    later = start + dt.timedelta(hours=3, minutes=1)
+    with pytest.raises(SignerUnavailable):
+        await authority.issue(
+            SvidRequest.for_key(key, WORKLOAD, ttl=dt.timedelta(minutes=30), now=later)
+        )
+    assert authority.ca is ca
+    assert authority.state_bytes() == ca.dump()
+
+
+@pytest.mark.asyncio
+async def test_local_jwt_signer_publishes_a_staged_key_before_signing_with_it() -> None:
+    rings: list[JwtKeyRing] = []
+
+    async def save(ring: JwtKeyRing) -> None:
+        rings.append(ring)
+
+    first = SigningKey.generate(JwtAlgorithm.ES256)
+    signer = LocalJwtSigner(JwtKeyRing(first), on_change=save)
+    following = SigningKey.generate(JwtAlgorithm.ES256)
+    await signer.stage(following)
+    claims = jwt_svid_claims(str(WORKLOAD), ["orders"], dt.timedelta(minutes=5), _now(), new_jti())
+    assert {k["kid"] for k in await signer.public_jwks()} == {first.kid, following.kid}
+    assert (await signer.sign(claims)).kid == first.kid
+    now = _now()
+    await signer.rotate(following, now, dt.timedelta(minutes=10))
+    assert (await signer.sign(claims)).kid == following.kid
+    await signer.prune(now + dt.timedelta(minutes=11))
+    assert {k["kid"] for k in await signer.public_jwks()} == {following.kid}
+    assert len(rings) == 3

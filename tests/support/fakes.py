@@ -26,7 +26,7 @@ from wio.backends.protocols import (
     jws_header,
 )
 from wio.clock import Clock, SystemClock
-from wio.errors import SignerUnavailable, WioError
+from wio.errors import SignerRejected, SignerUnavailable, WioError
 from wio.issuing.ca import CAConfig, LocalCA
 from wio.issuing.jwt import JwtAlgorithm, JwtKeyRing, SigningKey, sign_jws
 from wio.issuing.x509svid import Issued
@@ -63,7 +63,8 @@ class FakeAuthority:
     """An ``X509Authority`` backed by ``LocalCA``, with scriptable failures and call counts.
 
     ``revoked`` records revoked serials (hex, as given) when ``Capability.REVOKE`` is
-    declared, which it is by default so revocation paths can be tested.
+    declared, which it is by default so revocation paths can be tested. Declaring
+    ``Capability.REQUIRES_CSR`` makes it refuse requests without a CSR, as Vault PKI does.
     """
 
     def __init__(
@@ -108,6 +109,8 @@ class FakeAuthority:
 
     async def issue(self, request: SvidRequest) -> Issued:
         self._script.step("issue")
+        if Capability.REQUIRES_CSR in self._capabilities and request.csr_pem is None:
+            raise SignerRejected(f"signer {self._name!r} signs CSRs only")
         issued = self.ca.issue(
             request.public_key,
             request.spiffe_id,

@@ -39,7 +39,6 @@ from wio.issuing.keys import (
 from wio.issuing.x509svid import Issued, check_dns_name
 from wio.models.spiffe import SpiffeID
 
-
 _ONE_SECOND = dt.timedelta(seconds=1)
 
 

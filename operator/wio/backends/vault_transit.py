@@ -14,9 +14,12 @@ rsa-2048/3072   RS256 (default) or PS256    sha2-256, ``pkcs1v15`` or ``pss`` wi
 ==============  ==========================  ====================================
 
 ``jws`` marshaling makes Vault return ECDSA signatures as JWS's fixed-length R||S, so no
-DER conversion is needed. Every signature names a ``key_version``, and every version has
-its own ``kid``: the RFC 7638 thumbprint of its public key, the same scheme as
-``wio.issuing.jwt``, so a kid is stable across restarts and any verifier can recompute it.
+DER conversion is needed. Inputs are never ``prehashed``: the signing input is a few hundred
+bytes, so sending it whole costs nothing and lets Vault apply the hash the algorithm names.
+
+Every signature names a ``key_version``, and every version has its own ``kid``: the RFC 7638
+thumbprint of its public key, the same scheme as ``wio.issuing.jwt``, so a kid is stable
+across restarts and any verifier can recompute it.
 
 Rotation is Vault's (``transit/keys/<key>/rotate`` or ``auto_rotate_period``);
 ``public_jwks`` publishes every version Vault still serves, that is from
