@@ -29,8 +29,9 @@ from wio.config import AdminConfig, load_config
 from wio.errors import ConfigError, WioError
 from wio.handlers import build_registry
 from wio.k8s.access import ClusterAccess, discover
+from wio.k8s.client import KubeClient
 from wio.metrics import Metrics
-from wio.service.runtime import Runtime
+from wio.service.runtime import KubeFactory, Runtime
 from wio.web import build_app, serve
 
 log = logging.getLogger("wio")
@@ -71,13 +72,16 @@ async def run_operator(
     metrics: Metrics | None = None,
     serve_http: bool = True,
     runtime_out: dict[str, Runtime] | None = None,
+    kube_factory: KubeFactory = KubeClient,
 ) -> None:
     """Run one operator instance until ``stop_flag`` is set (or forever)."""
     metrics = metrics or Metrics()
     holder = runtime_out if runtime_out is not None else {}
 
     async def start_runtime() -> Runtime:
-        runtime = await Runtime.start(config, access, clock or SystemClock(), metrics=metrics)
+        runtime = await Runtime.start(
+            config, access, clock or SystemClock(), metrics=metrics, kube_factory=kube_factory
+        )
         holder["runtime"] = runtime
         return runtime
 

@@ -4,7 +4,8 @@
 Admins own it (Helm values -> a ConfigMap mounted as a YAML file, plus a few environment
 variables); tenants never see it. It names the trust domain and JWT issuer, the signers
 tenants may choose by name (a local CA and key, or Vault/OpenBao PKI and Transit with their
-auth), rotation timing, TTL limits, rate limits and the HTTP listener.
+auth), the Vault/OpenBao connection and mounts ScopedCredentials may read dynamic secrets
+from, rotation timing, TTL limits, rate limits and the HTTP listener.
 
 The YAML file uses camelCase keys, as a Helm values block would::
 
@@ -26,7 +27,12 @@ The YAML file uses camelCase keys, as a Helm values block would::
     maxJwtTTL: 1h
     maxTokenTTL: 1h
     caLifetime: 8760h
-    rateLimits: {issuancePerSecond: 50, issuanceBurst: 100, maxInflightWrites: 32}
+    rateLimits: {issuancePerSecond: 50, issuanceBurst: 100, maxInflightWrites: 32,
+                 introspectionPerSecond: 20, introspectionBurst: 40}
+    vault:                         # ScopedCredential dynamic secrets; omitted: none are read
+      address: "https://vault:8200"
+      auth: {method: kubernetes, role: wio-secrets}
+      mounts: [database]           # the only secrets engines tenants' vault.path may name
     http: {host: 0.0.0.0, port: 8080}
     logLevel: INFO
     revocationConfigMap: wio-revocations
@@ -356,6 +362,57 @@ class SignerConfig:
             raise ConfigError("jwt", "must be LocalJwt or VaultTransitJwt")
 
 
+#: Mounts a ScopedCredential may never read through, whatever an admin lists: Vault's own
+#: system, auth and identity APIs and the per-token cubbyhole are not secrets engines.
+RESERVED_VAULT_MOUNTS = frozenset({"sys", "auth", "identity", "cubbyhole"})
+MAX_VAULT_MOUNTS = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultSecrets:
+    """Where ScopedCredentials read dynamic secrets (``spec.vault.path``) from.
+
+    Tenants name only a path; the address, TLS trust and login are the admin's, and so is
+    ``mounts``: the secrets-engine mounts (``database``, ``teams/db``) a path may start with.
+    A path under any other mount is refused before Vault is asked, whatever an IdentityPolicy
+    grants, so a tenant can never point the operator's Vault token at ``sys/`` or at another
+    team's engine. ``timeout`` bounds each request (default 10s, as for the signers).
+    """
+
+    address: str
+    auth: VaultAuth
+    mounts: tuple[str, ...]
+    ca_cert_file: Path | None = None
+    timeout: timedelta = timedelta(seconds=10)
+
+    def __post_init__(self) -> None:
+        _check_url(self.address, "address", what="Vault", allow_path=False)
+        if not isinstance(self.auth, VaultAuth):
+            raise ConfigError("auth", "must be a VaultAuth")
+        mounts: object = self.mounts
+        if isinstance(mounts, str) or not isinstance(mounts, tuple | list) or not mounts:
+            raise ConfigError("mounts", "must be a non-empty list of secrets-engine mounts")
+        if len(mounts) > MAX_VAULT_MOUNTS:
+            raise ConfigError("mounts", f"at most {MAX_VAULT_MOUNTS} mounts are allowed")
+        for index, mount in enumerate(mounts):
+            where = f"mounts[{index}]"
+            _check_mount(mount, where)
+            if mount.split("/")[0] in RESERVED_VAULT_MOUNTS:
+                raise ConfigError(
+                    where, f"{mount!r} is not a secrets engine; ScopedCredentials never read it"
+                )
+            if mount in mounts[:index]:
+                raise ConfigError(where, f"{mount!r} is listed twice")
+        object.__setattr__(self, "mounts", tuple(mounts))
+        if self.ca_cert_file is not None:
+            _check_file(self.ca_cert_file, "caCertFile")
+        _check_timeout(self.timeout, "timeout")
+
+    def allows(self, path: str) -> bool:
+        """True when ``path`` lies strictly under one of the configured mounts."""
+        return any(path.startswith(f"{mount}/") for mount in self.mounts)
+
+
 def default_signers() -> Mapping[str, SignerConfig]:
     """One local signer named ``default``: works with no Vault at all."""
     return MappingProxyType(
@@ -433,6 +490,15 @@ class AdminConfig:
     #: API writes in flight at once (default 32): enough to hide latency, few enough not to
     #: trip API priority and fairness.
     max_inflight_writes: int = 32
+    #: Token introspection requests per second one authenticated caller may make (token
+    #: bucket; default 20): enough for a resource server checking tokens it has not cached,
+    #: and a ceiling on what one misbehaving workload can cost the operator.
+    introspection_rate: float = 20.0
+    #: Introspection requests a caller may make in a burst above that rate (default 40).
+    introspection_burst: int = 40
+    #: Vault/OpenBao for ScopedCredential dynamic secrets. None (the default): a
+    #: ScopedCredential with ``spec.vault`` is refused with a condition saying so.
+    vault: VaultSecrets | None = None
     #: Address the HTTP server (OIDC discovery, JWKS, bundle, introspection, metrics, probes)
     #: binds to (default ``0.0.0.0``): kubelet probes and Prometheus reach the pod IP.
     http_host: str = "0.0.0.0"  # noqa: S104 - in a pod, the pod IP is the only way in
@@ -463,6 +529,15 @@ class AdminConfig:
         object.__setattr__(self, "issuance_rate", rate)
         _integer(self.issuance_burst, "rateLimits.issuanceBurst", 1, 100_000)
         _integer(self.max_inflight_writes, "rateLimits.maxInflightWrites", 1, 1024)
+        introspection = _number(self.introspection_rate, "rateLimits.introspectionPerSecond")
+        if not 0 < introspection <= 10_000:
+            raise ConfigError(
+                "rateLimits.introspectionPerSecond", "must be above 0 and at most 10000"
+            )
+        object.__setattr__(self, "introspection_rate", introspection)
+        _integer(self.introspection_burst, "rateLimits.introspectionBurst", 1, 100_000)
+        if self.vault is not None and not isinstance(self.vault, VaultSecrets):
+            raise ConfigError("vault", "must be a VaultSecrets")
         _integer(self.http_port, "http.port", 1, 65535)
         if (
             not isinstance(self.http_host, str)
@@ -747,6 +822,27 @@ def _parse_jwt(value: object, where: str) -> LocalJwt | VaultTransitJwt:
         )
 
 
+def _parse_vault_secrets(value: object) -> VaultSecrets:
+    where = "vault"
+    doc = _object(value, where, ("address", "auth", "mounts", "caCertFile", "timeout"))
+    _required(doc, "address", where)
+    auth = _parse_auth(_required(doc, "auth", where), f"{where}.auth")
+    mounts = _required(doc, "mounts", where)
+    if not isinstance(mounts, list) or not all(isinstance(m, str) for m in mounts):
+        raise ConfigError(f"{where}.mounts", "must be a list of mount paths")
+    options: dict[str, Any] = {}
+    if "timeout" in doc:
+        options["timeout"] = _duration(doc, "timeout", where)
+    with _within(where):
+        return VaultSecrets(
+            address=_string(doc, "address", where),
+            auth=auth,
+            mounts=tuple(mounts),
+            ca_cert_file=_path(doc, "caCertFile", where),
+            **options,
+        )
+
+
 def _parse_signers(value: object) -> Mapping[str, SignerConfig]:
     if not isinstance(value, Mapping):
         raise ConfigError("signers", f"must be a mapping, got {type(value).__name__}")
@@ -785,6 +881,7 @@ _TOP_LEVEL = (
     "revocationConfigMap",
     "trustConfigMap",
     "localCASecret",
+    "vault",
 )
 
 
@@ -794,7 +891,13 @@ def _build(document: object) -> AdminConfig:
     limits = _object(
         doc.get("rateLimits"),
         "rateLimits",
-        ("issuancePerSecond", "issuanceBurst", "maxInflightWrites"),
+        (
+            "issuancePerSecond",
+            "issuanceBurst",
+            "maxInflightWrites",
+            "introspectionPerSecond",
+            "introspectionBurst",
+        ),
     )
     http = _object(doc.get("http"), "http", ("host", "port"))
     if "trustDomain" not in doc:
@@ -840,12 +943,16 @@ def _build(document: object) -> AdminConfig:
         options["watch_namespaces"] = tuple(names)
     if "signers" in doc:
         options["signers"] = _parse_signers(doc["signers"])
+    if "vault" in doc:
+        options["vault"] = _parse_vault_secrets(doc["vault"])
     nested: tuple[tuple[Mapping[str, Any], str, str], ...] = (
         (rotation, "fraction", "rotation_fraction"),
         (rotation, "jitter", "rotation_jitter"),
         (limits, "issuancePerSecond", "issuance_rate"),
         (limits, "issuanceBurst", "issuance_burst"),
         (limits, "maxInflightWrites", "max_inflight_writes"),
+        (limits, "introspectionPerSecond", "introspection_rate"),
+        (limits, "introspectionBurst", "introspection_burst"),
         (http, "port", "http_port"),
     )
     for group, key, attribute in nested:

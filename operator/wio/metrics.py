@@ -72,6 +72,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.introspections = Counter(
+            "wio_introspection_requests_total",
+            "Token introspection requests, by result (active, inactive, unauthorized, "
+            "rate_limited, bad_request).",
+            ["result"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "wio_workqueue_depth", "Objects waiting for or under reconciliation.", registry=r
         )

@@ -7,8 +7,12 @@
 - ``/.well-known/openid-configuration`` and ``/jwks.json``: so a stock OIDC/JWT library can
   verify wio's JWTs from the issuer URL alone.
 - ``/bundle.spiffe.json``: the SPIFFE bundle (X.509 roots and JWT keys) of the trust domain.
+- ``POST /introspect``: RFC 7662 token introspection of wio's access tokens, for callers that
+  present a wio JWT-SVID for that endpoint (``wio.service.introspection`` decides).
 
-Nothing served here is secret: only public keys, certificates and counters.
+Nothing served here is secret: only public keys, certificates, counters and the claims of a
+token its holder already has. Tokens are accepted only in a POST body, never in a URL (URLs
+end up in logs), and never echoed.
 """
 
 from __future__ import annotations
@@ -18,8 +22,14 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.metrics import Metrics
+from wio.service.introspection import INTROSPECTION_PATH
 from wio.service.runtime import Runtime
+
+#: Largest introspection request body: a form with one token of the largest size we mint.
+MAX_INTROSPECTION_BODY = 4 * MAX_TOKEN_BYTES
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def build_app(
@@ -53,6 +63,7 @@ def build_app(
                 ],
                 "response_types_supported": ["id_token"],
                 "subject_types_supported": ["public"],
+                "introspection_endpoint": f"{issuer.rstrip('/')}{INTROSPECTION_PATH}",
             }
         )
 
@@ -72,13 +83,34 @@ def build_app(
         body = await _running().trust.spiffe_bundle_json()
         return web.Response(body=body, content_type="application/json")
 
-    app = web.Application()
+    async def introspect(request: web.Request) -> web.Response:
+        current = _running()
+        if (request.content_length or 0) > MAX_INTROSPECTION_BODY:
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "request body too large"},
+                status=413,
+                headers=_NO_STORE,
+            )
+        token: str | None = None
+        if request.content_type == "application/x-www-form-urlencoded":
+            form = await request.post()
+            value = form.get("token")
+            token = value if isinstance(value, str) else None
+        answer = await current.introspector.answer(
+            request.headers.get("Authorization"), request.remote or "", token
+        )
+        return web.json_response(
+            dict(answer.body), status=answer.status, headers={**_NO_STORE, **answer.headers}
+        )
+
+    app = web.Application(client_max_size=MAX_INTROSPECTION_BODY)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/.well-known/openid-configuration", discovery)
     app.router.add_get("/jwks.json", jwks)
     app.router.add_get("/bundle.spiffe.json", spiffe_bundle)
+    app.router.add_post(INTROSPECTION_PATH, introspect)
     return app
 
 

@@ -127,10 +127,14 @@ def spiffe_ids(cert: x509.Certificate) -> list[str]:
     return list(sans.get_values_for_type(x509.UniformResourceIdentifier))
 
 
-def trust_configmap(kube: client.ApiClient, namespace: str) -> dict[str, str]:
-    return dict(
-        client.CoreV1Api(kube).read_namespaced_config_map("wio-trust-bundle", namespace).data
-    )
+def trust_configmap(kube: client.ApiClient, namespace: str, timeout: float = 10) -> dict[str, str]:
+    """The namespace's trust bundle; wio publishes it shortly after the first issuance."""
+
+    def read() -> dict[str, str]:
+        api = client.CoreV1Api(kube)
+        return dict(api.read_namespaced_config_map("wio-trust-bundle", namespace).data)
+
+    return wait_for(read, timeout=timeout, what=f"the trust bundle ConfigMap in {namespace}")
 
 
 def revocations(

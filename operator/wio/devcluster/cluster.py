@@ -166,6 +166,7 @@ class ControlPlane:
         self._etcd: ManagedProcess | None = None
         self._apiserver: ManagedProcess | None = None
         self._kcm: ManagedProcess | None = None
+        self._pki: _DevPKI | None = None
         self.startup_seconds: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -204,8 +205,18 @@ class ControlPlane:
 
     # -- pieces ----------------------------------------------------------------------------
 
+    def kubeconfig_for(self, user: str, groups: tuple[str, ...] = ("system:masters",)) -> Path:
+        """A kubeconfig for another client identity, so audit logs can tell clients apart."""
+        if self._pki is None:
+            raise RuntimeError("the control plane has not been started")
+        path = self.workdir / f"{user}.kubeconfig"
+        pair = self._pki.issue(user, groups=groups)
+        path.write_text(_kubeconfig(self.server, self._pki.ca_pem, pair, user))
+        path.chmod(0o600)
+        return path
+
     def _write_pki(self) -> None:
-        pki = _DevPKI()
+        pki = self._pki = _DevPKI()
         d = self.workdir
         (d / "ca.crt").write_bytes(pki.ca_pem)
         serving = pki.issue("kube-apiserver", server=True)

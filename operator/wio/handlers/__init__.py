@@ -78,9 +78,10 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "workloadidentities", id="identity-events", registry=registry)
     async def identity_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime.identities.observe_identity(
-            event["object"], deleted=event["type"] == "DELETED"
-        )
+        deleted = event["type"] == "DELETED"
+        memo.runtime.identities.observe_identity(event["object"], deleted=deleted)
+        # After the identity service has recorded it: ScopedCredentials read its view.
+        memo.runtime.scoped.observe_identity(event["object"], deleted=deleted)
 
     @kopf.on.delete(GROUP, VERSION, "workloadidentities", id="identity-revoke", registry=registry)
     async def identity_revoke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -91,16 +92,28 @@ def build_registry(
         "v1", "secrets", id="secret-events", labels={MANAGED_BY: MANAGER}, registry=registry
     )
     async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime.identities.observe_secret(event["object"], deleted=event["type"] == "DELETED")
+        deleted = event["type"] == "DELETED"
+        memo.runtime.identities.observe_secret(event["object"], deleted=deleted)
+        memo.runtime.scoped.observe_secret(event["object"], deleted=deleted)
+
+    @kopf.on.event(GROUP, VERSION, "scopedcredentials", id="credential-events", registry=registry)
+    async def credential_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        memo.runtime.scoped.observe_credential(event["object"], deleted=event["type"] == "DELETED")
+
+    @kopf.on.delete(GROUP, VERSION, "scopedcredentials", id="credential-revoke", registry=registry)
+    async def credential_revoke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        async with _translated():
+            await memo.runtime.scoped.finalize(dict(body))
 
     @kopf.on.event(GROUP, VERSION, "identitypolicies", id="policy-events", registry=registry)
     async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         memo.runtime.identities.observe_policy(event["object"], deleted=event["type"] == "DELETED")
+        memo.runtime.scoped.requeue()
 
     @kopf.on.event("v1", "namespaces", id="namespace-events", registry=registry)
     async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime.identities.observe_namespace(
-            event["object"], deleted=event["type"] == "DELETED"
-        )
+        deleted = event["type"] == "DELETED"
+        memo.runtime.identities.observe_namespace(event["object"], deleted=deleted)
+        memo.runtime.scoped.requeue((event["object"].get("metadata") or {}).get("name", ""))
 
     return registry

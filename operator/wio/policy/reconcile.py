@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from wio.issuing.keys import public_key_fingerprint
 from wio.policy.rotation import (
     Observed,
     ReissueReason,
@@ -34,6 +35,12 @@ class SecretFacts:
     spiffe_id: str | None
     problem: ReissueReason | None  # DataMissing, Unparsable, KeyMismatch...
     has_token: bool = False
+    # From the certificate and wio's own annotations: enough to adopt a credential that was
+    # written just before a crash, instead of minting yet another one.
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    key_fingerprint: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,13 +65,17 @@ class IdentityState:
 
 
 Check = Callable[[IdentityState], ReissueReason | None]
+_GROUP = "identity.wio.dev"
 
 # Content checks run when a Secret event arrives; their verdict is all that is kept.
 _CONTENT_CHECKS = (data_missing, unparsable, key_mismatch, issuer_not_trusted)
 
 
 def secret_facts(
-    data: Mapping[str, bytes], trusted_cas: Sequence[x509.Certificate], now: dt.datetime
+    data: Mapping[str, bytes],
+    trusted_cas: Sequence[x509.Certificate],
+    now: dt.datetime,
+    annotations: Mapping[str, str] | None = None,
 ) -> SecretFacts:
     """Judge one identity Secret's content once, keeping only the verdict and the serial."""
     observed = Observed(
@@ -77,17 +88,27 @@ def secret_facts(
         now=now,
     )
     problem = next((r for r in (c(observed) for c in _CONTENT_CHECKS) if r is not None), None)
-    serial = spiffe_id = None
+    serial = spiffe_id = fingerprint = None
+    not_before = not_after = None
     try:
         cert = x509.load_pem_x509_certificate(data["tls.crt"])
         serial = format(cert.serial_number, "x")
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+        fingerprint = public_key_fingerprint(cert.public_key())  # type: ignore[arg-type]
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
         spiffe_id = uris[0] if len(uris) == 1 else None
-    except (KeyError, ValueError, x509.ExtensionNotFound):
+    except (KeyError, ValueError, TypeError, x509.ExtensionNotFound):
         pass
     return SecretFacts(
-        serial=serial, spiffe_id=spiffe_id, problem=problem, has_token=bool(data.get("token"))
+        serial=serial,
+        spiffe_id=spiffe_id,
+        problem=problem,
+        has_token=bool(data.get("token")),
+        not_before=not_before,
+        not_after=not_after,
+        key_fingerprint=fingerprint,
+        annotations={k: v for k, v in (annotations or {}).items() if k.startswith(_GROUP)},
     )
 
 
@@ -116,6 +137,28 @@ def secret_damaged(s: IdentityState) -> ReissueReason | None:
     if s.secret is not None and s.secret.problem is not None:
         return s.secret.problem
     return None
+
+
+ADOPT = "AdoptSecret"
+
+
+def secret_adoptable(s: IdentityState) -> ReissueReason | None:
+    """The Secret holds a sound credential wio wrote but never recorded (a crash between the
+    Secret write and the status patch): record it rather than mint another."""
+    f = s.secret
+    if f is None or f.serial is None or f.problem is not None or f.serial == s.stored_serial:
+        return None
+    if f.spiffe_id != s.expected_spiffe_id or f.not_after is None or f.not_after <= s.now:
+        return None
+    if f.annotations.get(f"{_GROUP}/serial") != f.serial:
+        return None
+    if f.annotations.get(f"{_GROUP}/spec-hash") != s.spec_hash:
+        return None
+    if not f.annotations.get(f"{_GROUP}/renew-at"):
+        return None
+    if s.wants_token and not f.has_token:
+        return None
+    return ReissueReason(ADOPT, f"recorded the credential already in Secret {s.secret_name}")
 
 
 def secret_replaced(s: IdentityState) -> ReissueReason | None:
@@ -173,6 +216,7 @@ CHECKS: tuple[Check, ...] = (
     secret_moved,
     secret_missing,
     secret_damaged,
+    secret_adoptable,
     secret_replaced,
     spec_changed,
     forced,

@@ -82,6 +82,9 @@ class IssuedIdentity:
     token: str | None = None
     token_expires_at: dt.datetime | None = None
     token_renewal_time: dt.datetime | None = None
+    token_id: str | None = None  # the JWT's jti: an identifier, safe to show
+    forced_ack: str | None = None  # the rotate annotation this issuance answers
+    rotations: int = 0
 
 
 def identity_annotations(issued: IssuedIdentity) -> dict[str, str]:
@@ -96,6 +99,13 @@ def identity_annotations(issued: IssuedIdentity) -> dict[str, str]:
     }
     if issued.token_expires_at is not None:
         notes[f"{GROUP}/jwt-expires-at"] = rfc3339(issued.token_expires_at)
+    if issued.token_renewal_time is not None:
+        notes[f"{GROUP}/jwt-renew-at"] = rfc3339(issued.token_renewal_time)
+    if issued.token_id is not None:
+        notes[f"{GROUP}/jwt-id"] = issued.token_id
+    if issued.forced_ack is not None:
+        notes[f"{GROUP}/forced-rotation"] = issued.forced_ack
+    notes[f"{GROUP}/rotations"] = str(issued.rotations)
     return notes
 
 
@@ -187,14 +197,12 @@ def condition(status: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] 
     return None
 
 
-def issued_status(
-    issued: IssuedIdentity,
-    *,
-    secret_name: str,
-    rotations: int,
-    forced_ack: str | None,
-) -> dict[str, Any]:
-    """The status fields that describe the current credential (conditions are merged apart)."""
+def issued_status(issued: IssuedIdentity, *, secret_name: str) -> dict[str, Any]:
+    """The status fields that describe the current credential (conditions are merged apart).
+
+    Everything here is also in the Secret's annotations, so a credential written just before
+    a crash can be adopted into status without minting another.
+    """
     status: dict[str, Any] = {
         "spiffeID": str(issued.svid.spiffe_id),
         "secretName": secret_name,
@@ -204,14 +212,15 @@ def issued_status(
         "notAfter": rfc3339(issued.svid.not_after),
         "renewalTime": rfc3339(issued.renewal_time),
         "specHash": issued.spec_hash,
-        "rotations": rotations,
+        "rotations": issued.rotations,
         "jwtExpiresAt": rfc3339(issued.token_expires_at) if issued.token_expires_at else None,
         "jwtRenewalTime": (
             rfc3339(issued.token_renewal_time) if issued.token_renewal_time else None
         ),
+        "jwtID": issued.token_id,
     }
-    if forced_ack is not None:
-        status["lastForcedRotation"] = forced_ack
+    if issued.forced_ack is not None:
+        status["lastForcedRotation"] = issued.forced_ack
     return status
 
 

@@ -19,11 +19,12 @@ says why and ``Ready`` stays True as long as the old credential is valid.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,6 @@ from wio.backends.protocols import JwtType, SvidRequest
 from wio.clock import Clock, whole_seconds
 from wio.config import AdminConfig
 from wio.errors import (
-    ApiNotFound,
     PermanentError,
     RetryableError,
     SignerUnavailable,
@@ -50,6 +50,7 @@ from wio.models.revocation import Revocation
 from wio.models.spiffe import SpiffeID
 from wio.policy.identity_policy import Decision, PolicyDefaults, evaluate_identity
 from wio.policy.reconcile import (
+    ADOPT,
     TOKEN_ONLY,
     IdentityState,
     SecretFacts,
@@ -59,6 +60,7 @@ from wio.policy.reconcile import (
 )
 from wio.policy.rotation import ReissueReason, renewal_time
 from wio.service.bodies import (
+    GROUP,
     MANAGED_BY,
     MANAGER,
     Condition,
@@ -68,10 +70,19 @@ from wio.service.bodies import (
     identity_annotations,
     identity_secret_data,
     issued_status,
-    merge_conditions,
     parse_time,
     rfc3339,
     secret_manifest,
+)
+from wio.service.common import (
+    PERMANENT_RETRY,
+    UPSTREAM_REVOKE_TIMEOUT,
+    Attempts,
+    accept_event,
+    backoff,
+    older,
+    wants_work,
+    write_status,
 )
 from wio.service.revocations import RevocationStore
 from wio.service.signers import SignerSet
@@ -90,21 +101,9 @@ audit = logging.getLogger("wio.audit")
 
 KIND = "WorkloadIdentity"
 PLURAL = "workloadidentities"
-# Backoff after a failed issuance: base and ceiling; the ceiling also stays below a tenth of
-# whatever validity the current credential has left.
-BACKOFF_BASE = dt.timedelta(seconds=2)
-BACKOFF_MAX = dt.timedelta(minutes=5)
-# A permanent failure (signer refuses, invalid object) is looked at again this often, in case
-# an admin fixed the signer; spec changes retry at once.
-PERMANENT_RETRY = dt.timedelta(minutes=10)
-# Upstream revocation must never hang a namespace deletion.
-UPSTREAM_REVOKE_TIMEOUT = 5.0
-
-
-@dataclass
-class _Attempts:
-    failures: int = 0
-    last_reason: str = ""
+#: Called with an identity's key while its finalizer runs, before it lets go: what was issued
+#: on the identity's behalf (its ScopedCredentials) is revoked with it.
+DependentsHook = Callable[[ObjectKey], Awaitable[None]]
 
 
 @dataclass
@@ -118,6 +117,7 @@ class IdentityService:
     metrics: Metrics
     clock: Clock
     rng: random.Random = field(default_factory=random.Random)
+    dependents: list[DependentsHook] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.identities: dict[ObjectKey, IdentityView] = {}
@@ -130,7 +130,7 @@ class IdentityService:
         )
         self.scheduler: DueScheduler[ObjectKey] = DueScheduler(self.queue.add, self.clock)
         self.bucket = TokenBucket(self.config.issuance_rate, self.config.issuance_burst)
-        self._attempts: dict[ObjectKey, _Attempts] = {}
+        self._attempts: dict[ObjectKey, Attempts] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -173,21 +173,10 @@ class IdentityService:
             self.forget(view.key)
             return
         previous = self.identities.get(view.key)
-        if previous is not None and _older(view.resource_version, previous.written_version):
-            # An event from before our own last write: keep the status we know is newer.
-            view.status = previous.status
-            view.written_version = previous.written_version
+        accept_event(previous, view)
         self.identities[view.key] = view
         # Our own status writes come back as events; only a change of what we act on queues.
-        if (
-            view.deleting
-            or previous is None
-            or (
-                previous.generation != view.generation
-                or previous.forced_request != view.forced_request
-                or previous.uid != view.uid
-            )
-        ) and not view.deleting:
+        if wants_work(previous, view):
             self.queue.add(view.key)
 
     def forget(self, key: ObjectKey) -> None:
@@ -205,12 +194,13 @@ class IdentityService:
         if deleted:
             self.secrets.facts.pop(key, None)
             self.secrets.written.pop(key, None)
-        elif _older(meta.get("resourceVersion"), self.secrets.written.get(key)):
+        elif older(meta.get("resourceVersion"), self.secrets.written.get(key)):
             return  # an event from before our own last write of this Secret
         else:
             data = decode_secret_data(body)
             trusted = self.signers.cached_trust_bundle()
-            self.secrets.facts[key] = secret_facts(data, trusted, self.clock.now())
+            annotations = meta.get("annotations") or {}
+            self.secrets.facts[key] = secret_facts(data, trusted, self.clock.now(), annotations)
         if owner in self.identities:
             self.queue.add(owner)
 
@@ -283,6 +273,9 @@ class IdentityService:
         reason = reissue_reason(state)
         if reason is None:
             await self._settle(view, state, now)
+            return
+        if reason.reason == ADOPT and state.secret is not None:
+            await self._adopt(view, state.secret, reason, now)
             return
         try:
             if reason.reason in TOKEN_ONLY:
@@ -415,12 +408,15 @@ class IdentityService:
             spiffe_bundle_json=await self.trust.spiffe_bundle_json(),
             trust_domain=self.config.trust_domain.name,
             spec_hash=spec.spec_hash(),
-            renewal_time=self._renewal(
-                now, svid.not_after
-            ),  # issuedAt, not the backdated notBefore,
+            # From issuedAt, not from the notBefore that is backdated for clock skew.
+            renewal_time=self._renewal(now, svid.not_after),
             token=token,
             token_expires_at=token_exp,
             token_renewal_time=token_renew,
+            token_id=jti,
+            forced_ack=view.forced_request if reason.reason == "ForcedRotation" else None,
+            rotations=int(view.status.get("rotations") or 0)
+            + (1 if view.status.get("serialNumber") else 0),
         )
         owner = self._owner(view)
         written = await self.kube.apply(
@@ -435,14 +431,7 @@ class IdentityService:
         secret_key = ObjectKey(view.key.namespace, spec.secret_name)
         self.secrets.written[secret_key] = (written.get("metadata") or {}).get("resourceVersion")
         first = not view.status.get("serialNumber")
-        rotations = int(view.status.get("rotations") or 0) + (0 if first else 1)
-        status = issued_status(
-            material,
-            secret_name=spec.secret_name,
-            rotations=rotations,
-            forced_ack=view.forced_request if reason.reason == "ForcedRotation" else None,
-        )
-        status["jwtID"] = jti
+        status = issued_status(material, secret_name=spec.secret_name)
         verb = "Issued" if first else "Rotated"
         message = (
             f"{verb} {spiffe_id} serial {svid.serial_hex}, valid until {rfc3339(svid.not_after)}"
@@ -475,6 +464,38 @@ class IdentityService:
         self.scheduler.schedule(view.key, due)
         log.info("%s %s: %s", verb.lower(), view.key, message)
 
+    async def _adopt(
+        self, view: IdentityView, facts: SecretFacts, reason: ReissueReason, now: dt.datetime
+    ) -> None:
+        """Record what the Secret already holds (written just before a crash): status only."""
+        notes = facts.annotations
+        status = {
+            "spiffeID": facts.spiffe_id,
+            "secretName": self._state_secret_name(view),
+            "serialNumber": facts.serial,
+            "keyFingerprint": facts.key_fingerprint,
+            "notBefore": rfc3339(facts.not_before) if facts.not_before else None,
+            "notAfter": rfc3339(facts.not_after) if facts.not_after else None,
+            "renewalTime": notes.get(f"{GROUP}/renew-at"),
+            "specHash": notes.get(f"{GROUP}/spec-hash"),
+            "jwtExpiresAt": notes.get(f"{GROUP}/jwt-expires-at"),
+            "jwtRenewalTime": notes.get(f"{GROUP}/jwt-renew-at"),
+            "jwtID": notes.get(f"{GROUP}/jwt-id"),
+            "rotations": int(notes.get(f"{GROUP}/rotations") or 0),
+        }
+        if notes.get(f"{GROUP}/forced-rotation"):
+            status["lastForcedRotation"] = notes[f"{GROUP}/forced-rotation"]
+        await self._write_status(view, now, status, _ready_conditions("Adopted", reason.message))
+        log.info("adopted %s: %s", view.key, reason.message)
+        renewal = parse_time(status["renewalTime"])
+        token_renewal = parse_time(status["jwtRenewalTime"])
+        due = min((t for t in (renewal, token_renewal) if t is not None), default=None)
+        if due is not None:
+            self.scheduler.schedule(view.key, due)
+
+    def _state_secret_name(self, view: IdentityView) -> str:
+        return str(view.spec.get("secretName") or f"{view.key.name}-identity")
+
     async def _refresh_token(
         self,
         view: IdentityView,
@@ -492,12 +513,15 @@ class IdentityService:
         signed = await signer.jwt.sign(claims, typ=JwtType.JWT_SVID)
         exp = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
         renew = self._renewal(now, exp)
-        import base64
-
+        notes = {
+            f"{GROUP}/jwt-expires-at": rfc3339(exp),
+            f"{GROUP}/jwt-renew-at": rfc3339(renew),
+            f"{GROUP}/jwt-id": str(claims["jti"]),
+        }
         written = await self.kube.merge_patch(
             secret_path(view.key.namespace, spec.secret_name),
             {
-                "metadata": {"annotations": {"identity.wio.dev/jwt-expires-at": rfc3339(exp)}},
+                "metadata": {"annotations": notes},
                 "data": {"token": base64.b64encode(signed.token.encode()).decode()},
             },
         )
@@ -531,7 +555,7 @@ class IdentityService:
         *,
         retryable: bool,
     ) -> None:
-        attempts = self._attempts.setdefault(view.key, _Attempts())
+        attempts = self._attempts.setdefault(view.key, Attempts())
         attempts.failures += 1
         signer_problem = isinstance(err, SignerUnavailable) or "Signer" in type(err).__name__
         reason = type(err).__name__
@@ -544,7 +568,7 @@ class IdentityService:
         not_after = parse_time(view.status.get("notAfter"))
         still_valid = not_after is not None and now < not_after
         if retryable:
-            delay = _backoff(
+            delay = backoff(
                 attempts.failures, not_after, now, self.rng, getattr(err, "retry_after", None)
             )
         else:
@@ -593,24 +617,7 @@ class IdentityService:
         fields: dict[str, Any],
         conditions: list[Condition],
     ) -> None:
-        status = {**fields, "observedGeneration": view.generation}
-        status["conditions"] = merge_conditions(
-            view.status.get("conditions"), conditions, generation=view.generation, now=now
-        )
-        try:
-            answer = await self.kube.merge_patch(
-                custom_path(PLURAL, view.key.namespace, view.key.name, "status"), {"status": status}
-            )
-        except ApiNotFound:
-            return  # deleted meanwhile; the finalizer takes over
-        merged = {**view.status, **status}
-        view.status = {k: v for k, v in merged.items() if v is not None}
-        view.written_version = (answer.get("metadata") or {}).get("resourceVersion")
-        current = self.identities.get(view.key)
-        if current is not None and current is not view and current.uid == view.uid:
-            # A watch event replaced the view while we worked; it predates this write.
-            current.status = view.status
-            current.written_version = view.written_version
+        await write_status(self.kube, PLURAL, view, self.identities, now, fields, conditions)
 
     def _owner(self, view: IdentityView) -> Owner:
         return Owner(KIND, view.key.namespace, view.key.name, view.uid)
@@ -621,6 +628,8 @@ class IdentityService:
         """Revoke on delete: Secret gone, revocation stored, upstream told, then let go."""
         view = IdentityView.from_body(body)
         self.forget(view.key)
+        for revoke_dependents in self.dependents:
+            await revoke_dependents(view.key)
         status = view.status
         secret_name = status.get("secretName") or (
             view.spec.get("secretName") or f"{view.key.name}-identity"
@@ -701,20 +710,6 @@ class IdentityService:
         return True
 
 
-def _older(version: str | None, than: str | None) -> bool:
-    """True when resourceVersion ``version`` is known to precede ``than``.
-
-    resourceVersions are opaque to clients in general; etcd-backed ones are increasing
-    integers, and only then do we compare. Anything else is treated as not older.
-    """
-    if not version or not than:
-        return False
-    try:
-        return int(version) < int(than)
-    except ValueError:
-        return False
-
-
 def _ready_conditions(reason: str, message: str) -> list[Condition]:
     return [
         Condition("Ready", True, reason, message),
@@ -751,19 +746,3 @@ def _validate(
     lifetime = svid.not_after - now
     if lifetime > ttl + dt.timedelta(minutes=1):
         raise ValidationError("certificate", "the signer returned a longer lifetime than asked")
-
-
-def _backoff(
-    failures: int,
-    not_after: dt.datetime | None,
-    now: dt.datetime,
-    rng: random.Random,
-    retry_after: float | None,
-) -> dt.timedelta:
-    delay: dt.timedelta = min(BACKOFF_BASE * (2 ** min(failures - 1, 20)), BACKOFF_MAX)
-    delay = delay * (0.5 + rng.random())  # full spread: a fleet does not retry in lockstep
-    if not_after is not None and not_after > now:
-        delay = min(delay, (not_after - now) / 10)
-    if retry_after is not None:
-        delay = max(delay, dt.timedelta(seconds=retry_after))
-    return max(delay, dt.timedelta(seconds=1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Protocol
 
 from wio.backends.local import LocalAuthority, LocalJwtSigner
 from wio.backends.protocols import JwtSigner, X509Authority
@@ -25,10 +26,18 @@ from wio.k8s.events import EventRecorder
 from wio.k8s.signer_state import SignerState, SignerStateStore
 from wio.metrics import Metrics
 from wio.service.identities import IdentityService
+from wio.service.introspection import Introspector
 from wio.service.revocations import RevocationStore
+from wio.service.scoped import ScopedCredentialService
 from wio.service.signers import Signer, SignerSet
 from wio.service.trust import TrustPublisher
-from wio.service.vault_signers import vault_authority, vault_jwt_signer
+from wio.service.vault_signers import vault_authority, vault_dynamic_secrets, vault_jwt_signer
+
+
+class KubeFactory(Protocol):
+    """Builds the API client; tests inject one that fails on cue (faults, crashes)."""
+
+    def __call__(self, access: ClusterAccess, *, max_inflight: int) -> KubeClient: ...
 
 
 @dataclass
@@ -42,6 +51,8 @@ class Runtime:
     identities: IdentityService
     metrics: Metrics
     vault_clients: list[VaultClient]
+    scoped: ScopedCredentialService
+    introspector: Introspector
     ready: bool = False
 
     @classmethod
@@ -53,9 +64,10 @@ class Runtime:
         *,
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
+        kube_factory: KubeFactory = KubeClient,
     ) -> Runtime:
         metrics = metrics or Metrics()
-        kube = KubeClient(access, max_inflight=config.max_inflight_writes)
+        kube = kube_factory(access, max_inflight=config.max_inflight_writes)
         vault_clients: list[VaultClient] = []
         try:
             local_x509, local_jwt = await _local_signers(config, kube, clock)
@@ -96,22 +108,62 @@ class Runtime:
                 clock=clock,
                 rng=rng or random.Random(),  # noqa: S311 - rotation jitter, not a secret
             )
+            scoped = ScopedCredentialService(
+                config=config,
+                kube=kube,
+                identities=identities,
+                signers=signers,
+                vault=(
+                    vault_dynamic_secrets(config.vault, clock, vault_clients)
+                    if config.vault is not None
+                    else None
+                ),
+                revocations=revocations,
+                events=events,
+                metrics=metrics,
+                clock=clock,
+                rng=rng or random.Random(),  # noqa: S311 - rotation jitter, not a secret
+            )
+            # A deleted identity's ScopedCredentials are revoked before its finalizer lets go.
+            identities.dependents.append(scoped.revoke_for_identity)
+            introspector = Introspector(
+                issuer=config.jwt_issuer,
+                trust_domain=config.trust_domain.name,
+                jwks=signers.jwt_public_jwks,
+                revocations=lambda: revocations.current,
+                clock=clock,
+                rate=config.introspection_rate,
+                burst=config.introspection_burst,
+                on_result=lambda result: metrics.introspections.labels(result).inc(),
+            )
             events.start()
             trust.start()
             await identities.start()
+            await scoped.start()
         except BaseException:
             for client in vault_clients:
                 client.close()
             await kube.close()
             raise
         runtime = cls(
-            config, kube, signers, revocations, trust, events, identities, metrics, vault_clients
+            config=config,
+            kube=kube,
+            signers=signers,
+            revocations=revocations,
+            trust=trust,
+            events=events,
+            identities=identities,
+            metrics=metrics,
+            vault_clients=vault_clients,
+            scoped=scoped,
+            introspector=introspector,
         )
         runtime.ready = True
         return runtime
 
     async def stop(self) -> None:
         self.ready = False
+        await self.scoped.stop()
         await self.identities.stop()
         await self.trust.stop()
         await self.events.stop()

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Admin configuration → Vault/OpenBao backends (PKI for X.509, Transit for JWTs).
+"""Admin configuration → Vault/OpenBao backends (PKI for X.509, Transit for JWTs, and the
+dynamic secrets ScopedCredentials read).
 
 Only admins configure these (address, mount, role, key, auth); tenants merely name the
 signer. Secrets referenced by file path are read here, once, when the signer is built.
@@ -18,10 +19,11 @@ from wio.backends.vault import (
     VaultClient,
     VaultConnection,
 )
+from wio.backends.vault_dynamic import VaultDynamicSecrets
 from wio.backends.vault_pki import PkiRole, VaultPkiAuthority
 from wio.backends.vault_transit import TransitKey, VaultTransitSigner
 from wio.clock import Clock
-from wio.config import AdminConfig, VaultAuthMethod, VaultPkiX509, VaultTransitJwt
+from wio.config import AdminConfig, VaultAuthMethod, VaultPkiX509, VaultSecrets, VaultTransitJwt
 from wio.config import VaultAuth as VaultAuthConfig
 from wio.errors import ConfigError
 
@@ -98,3 +100,19 @@ def vault_jwt_signer(
     return VaultTransitSigner(
         client, TransitKey(key=cfg.key, mount=cfg.mount), name=name, clock=clock
     )
+
+
+def vault_dynamic_secrets(
+    cfg: VaultSecrets, clock: Clock, clients: list[VaultClient]
+) -> VaultDynamicSecrets:
+    """The ``vault`` block of the admin configuration, for ScopedCredential dynamic secrets."""
+    client = _client(
+        cfg.address,
+        cfg.auth,
+        cfg.ca_cert_file,
+        cfg.timeout.total_seconds(),
+        "vault",
+        clock,
+        clients,
+    )
+    return VaultDynamicSecrets(client, cfg.mounts)

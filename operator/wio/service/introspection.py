@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: Apache-2.0
+"""RFC 7662 token introspection for wio's access tokens: who may ask, and what they are told.
+
+The HTTP layer (``wio.web``) only parses the request and sends the ``Answer``; every decision
+is made here, so it is tested without a server:
+
+1. **Who asks.** The caller authenticates with ``Authorization: Bearer <JWT-SVID>``: a
+   JWT-SVID wio itself issued (verified against wio's own published keys, in wio's trust
+   domain, not expired, its ``jti`` not revoked) whose ``aud`` contains the introspection
+   endpoint's URL, ``<jwtIssuer>/introspect``. Which workloads may hold such a JWT-SVID is
+   an IdentityPolicy decision (``jwt.audiences``), so admins grant introspection like any
+   other audience. Anything else is 401 with a ``WWW-Authenticate`` challenge.
+2. **How often.** Each caller (by SPIFFE ID) has a token bucket; failed authentications are
+   also rate-limited per remote address, before any signature is checked, so a flood of bad
+   credentials cannot buy unlimited verification work. Over the limit: 429 with
+   ``Retry-After``.
+3. **What they are told.** A wio access token (``typ`` at+jwt, our ``iss``, a key we publish)
+   that verifies, has not expired and whose ``jti`` is not on the revocation list is
+   ``active: true`` with its ``sub``, ``scope``, ``aud``, ``exp``, ``iat``, ``iss``,
+   ``client_id``, ``jti`` and ``token_type``. Everything else (expired, revoked, signed by
+   another key, malformed, a JWT-SVID, someone else's token) is exactly ``{"active": false}``:
+   RFC 7662 §2.2 says nothing more, and telling why would help an attacker.
+
+Revocation is read from the operator's in-memory revocation list, which a finalizer updates
+before it even stores it, so a delete shows here as soon as the finalizer has run. Neither
+the token nor the caller's credential is ever put in an answer, a log line or an exception.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt as pyjwt
+
+from wio.clock import Clock
+from wio.errors import JWTVerificationError
+from wio.issuing.jwt import MAX_TOKEN_BYTES
+from wio.issuing.verify_jwt import JwtVerifier, TokenProfile, VerifiedToken
+from wio.models.revocation import RevocationList
+
+log = logging.getLogger(__name__)
+
+#: Where introspection is served, relative to the issuer URL (and advertised in discovery).
+INTROSPECTION_PATH = "/introspect"
+#: Revocation-list kinds whose IDs are JWT IDs: access tokens and JWT-SVIDs.
+_JTI_KINDS = ("token", "jwt")
+#: Verifiers kept, one per (key set, audience): resource servers are few, attackers many.
+_VERIFIER_CACHE = 256
+_INACTIVE: Mapping[str, Any] = {"active": False}
+_CHALLENGE = 'Bearer realm="wio"'
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What to send back: HTTP status, JSON body and extra headers."""
+
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class KeyedRateLimiter:
+    """One token bucket per key: ``rate`` tokens a second, ``burst`` banked.
+
+    Memory is bounded by ``max_keys``: the least recently seen key is forgotten first (its
+    bucket would have refilled in ``burst / rate`` seconds anyway).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
+    ) -> None:
+        if rate <= 0 or burst < 1 or max_keys < 1:
+            raise ValueError("KeyedRateLimiter needs rate > 0, burst >= 1 and max_keys >= 1")
+        self._rate = rate
+        self._burst = float(burst)
+        self._monotonic = monotonic
+        self._max_keys = max_keys
+        self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+
+    def _tokens(self, key: str) -> float:
+        now = self._monotonic()
+        tokens, last = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return tokens
+
+    def check(self, key: str) -> float | None:
+        """None when ``key`` has a token left, else the seconds until it has one."""
+        tokens = self._tokens(key)
+        return None if tokens >= 1 else (1 - tokens) / self._rate
+
+    def take(self, key: str) -> float | None:
+        """Spend one token of ``key``: None when allowed, else the seconds to wait."""
+        wait = self.check(key)
+        if wait is None:
+            tokens, now = self._buckets[key]
+            self._buckets[key] = (tokens - 1, now)
+        return wait
+
+
+class Introspector:
+    """Answers introspection requests; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        trust_domain: str,
+        jwks: Callable[[], Awaitable[Sequence[Mapping[str, Any]]]],
+        revocations: Callable[[], RevocationList],
+        clock: Clock,
+        rate: float,
+        burst: int,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_result: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.issuer = issuer
+        self.endpoint = issuer + INTROSPECTION_PATH
+        self._trust_domain = trust_domain
+        self._jwks = jwks
+        self._revocations = revocations
+        self._clock = clock
+        self._on_result = on_result
+        self.callers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
+        # Failed authentications per remote address: the same budget as one caller.
+        self.strangers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
+        self._verifiers: dict[tuple[Any, ...], JwtVerifier] = {}
+        self._revoked_from: RevocationList | None = None
+        self._revoked: frozenset[str] = frozenset()
+
+    async def answer(self, authorization: str | None, remote: str, token: str | None) -> Answer:
+        """The whole decision for one request (``token`` is the form's ``token`` field)."""
+        wait = self.strangers.check(remote)
+        if wait is not None:
+            return self._limited(wait)
+        now = self._clock.now()
+        caller = await self._authenticate(authorization, now)
+        if isinstance(caller, Answer):
+            self.strangers.take(remote)
+            return caller
+        wait = self.callers.take(caller)
+        if wait is not None:
+            return self._limited(wait)
+        if not isinstance(token, str) or not token:
+            self._on_result("bad_request")
+            return Answer(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "the token parameter is required",
+                },
+            )
+        body = await self.introspect(token, now)
+        self._on_result("active" if body.get("active") else "inactive")
+        return Answer(200, body)
+
+    async def introspect(self, token: str, now: dt.datetime) -> Mapping[str, Any]:
+        """RFC 7662 §2.2 for ``token``: its claims when active, else only ``active: false``."""
+        if len(token) > MAX_TOKEN_BYTES:
+            return _INACTIVE
+        audience = _unverified_audience(token)
+        if audience is None:
+            return _INACTIVE
+        try:
+            verifier = await self._verifier(audience, TokenProfile.ACCESS_TOKEN)
+            verified = verifier.verify(token, now)
+        except JWTVerificationError as err:
+            log.debug("introspection: inactive token (%s)", err.reason)
+            return _INACTIVE
+        if verified.jti is None or verified.jti in self._revoked_jtis():
+            log.debug("introspection: inactive token (revoked)")
+            return _INACTIVE
+        return _active(verified)
+
+    async def _authenticate(self, authorization: str | None, now: dt.datetime) -> str | Answer:
+        """The caller's SPIFFE ID, or the 401 to send."""
+        if not authorization:
+            self._on_result("unauthorized")
+            return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": _CHALLENGE})
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        reason = "malformed"
+        if scheme.lower() == "bearer" and credential:
+            try:
+                verifier = await self._verifier(self.endpoint, TokenProfile.JWT_SVID)
+                verified = verifier.verify(credential, now)
+            except JWTVerificationError as err:
+                reason = err.reason
+            else:
+                if verified.jti is not None and verified.jti in self._revoked_jtis():
+                    reason = "revoked"
+                elif verified.subject is not None:
+                    return verified.subject
+        self._on_result("unauthorized")
+        log.info("introspection: caller refused (%s)", reason)
+        challenge = (
+            f'{_CHALLENGE}, error="invalid_token", error_description="a wio JWT-SVID for '
+            f'audience {self.endpoint} is required ({reason})"'
+        )
+        return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": challenge})
+
+    def _limited(self, wait: float) -> Answer:
+        self._on_result("rate_limited")
+        seconds = max(1, math.ceil(wait))
+        return Answer(
+            429,
+            {"error": "rate_limited", "error_description": f"retry after {seconds}s"},
+            {"Retry-After": str(seconds)},
+        )
+
+    async def _verifier(self, audience: str, profile: TokenProfile) -> JwtVerifier:
+        jwks = await self._jwks()
+        key = (
+            tuple(sorted((str(k.get("kid")), str(k.get("alg"))) for k in jwks)),
+            audience,
+            profile,
+        )
+        verifier = self._verifiers.get(key)
+        if verifier is None:
+            if len(self._verifiers) >= _VERIFIER_CACHE:
+                self._verifiers.clear()
+            verifier = JwtVerifier(
+                list(jwks),
+                audience=audience,
+                issuer=self.issuer if profile is TokenProfile.ACCESS_TOKEN else None,
+                profile=profile,
+                trust_domain=self._trust_domain,
+            )
+            self._verifiers[key] = verifier
+        return verifier
+
+    def _revoked_jtis(self) -> frozenset[str]:
+        current = self._revocations()
+        if current is not self._revoked_from:
+            self._revoked = frozenset().union(*(current.ids(kind) for kind in _JTI_KINDS))
+            self._revoked_from = current
+        return self._revoked
+
+
+def _unverified_audience(token: str) -> str | None:
+    """The first ``aud`` of ``token``, read before verification only to pick the verifier:
+    the signature check that follows covers it, so nothing unverified is ever reported."""
+    try:
+        claims = pyjwt.decode(token, options={"verify_signature": False})
+    except (pyjwt.PyJWTError, ValueError, TypeError):
+        return None
+    aud = claims.get("aud")
+    if isinstance(aud, list) and aud:
+        aud = aud[0]
+    return aud if isinstance(aud, str) and aud else None
+
+
+def _active(verified: VerifiedToken) -> dict[str, Any]:
+    claims = verified.claims
+    body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+    for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti"):
+        if name in claims:
+            body[name] = claims[name]
+    return body
