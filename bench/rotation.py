@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import base64
 import datetime as dt
+import itertools
 import json
 import platform
 import secrets
@@ -25,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import (  # noqa: E402
+from bench.harness import (
     GROUP_PATH,
     OPERATOR_USER,
     RESULTS,
@@ -42,9 +43,10 @@ from bench.harness import (  # noqa: E402
     start_cluster,
     watch,
 )
-from wio.errors import ApiNotFound  # noqa: E402
-from wio.k8s.access import ClusterAccess  # noqa: E402
-from wio.k8s.client import KubeClient  # noqa: E402
+
+from wio.errors import ApiNotFound
+from wio.k8s.access import ClusterAccess
+from wio.k8s.client import KubeClient
 
 CONCURRENCY = 32
 TARGETS = {
@@ -77,14 +79,19 @@ def ready(obj: dict[str, Any]) -> bool:
     return False
 
 
-async def create_identities(kube: KubeClient, namespace: str, count: int, ttl: str, prefix: str = "id") -> None:
+async def create_identities(
+    kube: KubeClient, namespace: str, count: int, ttl: str, prefix: str = "id"
+) -> None:
     path = f"{GROUP_PATH}/namespaces/{namespace}/workloadidentities"
     await gather_bounded(
-        [lambda i=i: kube.create(path, identity(f"{prefix}{i:05d}", ttl)) for i in range(count)], CONCURRENCY
+        [lambda i=i: kube.create(path, identity(f"{prefix}{i:05d}", ttl)) for i in range(count)],
+        CONCURRENCY,
     )
 
 
-async def wait_all_ready(access: ClusterAccess, namespace: str, names: set[str], timeout: float) -> float:
+async def wait_all_ready(
+    access: ClusterAccess, namespace: str, names: set[str], deadline_s: float
+) -> float:
     """Seconds until every named identity is Ready (watching, not polling)."""
     began = time.monotonic()
     pending = set(names)
@@ -97,7 +104,7 @@ async def wait_all_ready(access: ClusterAccess, namespace: str, names: set[str],
             if not pending:
                 return
 
-    await asyncio.wait_for(run(), timeout)
+    await asyncio.wait_for(run(), deadline_s)
     return time.monotonic() - began
 
 
@@ -110,7 +117,13 @@ async def bare_ceiling(kube: KubeClient, namespace: str, count: int) -> float:
     await gather_bounded(
         [
             lambda i=i: kube.create(
-                path, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"bare{i:05d}"}, "data": {"blob": payload}}
+                path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"bare{i:05d}"},
+                    "data": {"blob": payload},
+                },
             )
             for i in range(count)
         ],
@@ -119,11 +132,13 @@ async def bare_ceiling(kube: KubeClient, namespace: str, count: int) -> float:
     return count / (time.monotonic() - began)
 
 
-async def phase_issue(access: ClusterAccess, kube: KubeClient, audit: AuditLog, namespace: str, count: int) -> dict[str, Any]:
+async def phase_issue(
+    access: ClusterAccess, kube: KubeClient, audit: AuditLog, namespace: str, count: int
+) -> dict[str, Any]:
     await ensure_namespace(kube, namespace, {"wio-bench": "yes"})
     names = {f"id{i:05d}" for i in range(count)}
     audit.mark()
-    waiter = asyncio.create_task(wait_all_ready(access, namespace, names, timeout=900))
+    waiter = asyncio.create_task(wait_all_ready(access, namespace, names, 900))
     await asyncio.sleep(0.5)  # the watch is open before the first create
     began = time.monotonic()
     await create_identities(kube, namespace, count, "1h")
@@ -134,7 +149,9 @@ async def phase_issue(access: ClusterAccess, kube: KubeClient, audit: AuditLog, 
     return {"seconds": seconds, "writes": writes, "per_s": count / seconds}
 
 
-async def phase_revocation_latency(access: ClusterAccess, kube: KubeClient, audit: AuditLog, op_ns: str, count: int) -> dict[str, Any]:
+async def phase_revocation_latency(
+    access: ClusterAccess, kube: KubeClient, audit: AuditLog, op_ns: str, count: int
+) -> dict[str, Any]:
     namespace = "bench-rev"
     await ensure_namespace(kube, namespace, {"wio-bench": "yes"})
     await create_identities(kube, namespace, count, "1h")
@@ -163,10 +180,17 @@ async def phase_revocation_latency(access: ClusterAccess, kube: KubeClient, audi
             await asyncio.sleep(0.02)
         latencies.append(time.monotonic() - began)
     await asyncio.sleep(2)
-    return {"p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "writes": audit.writes(OPERATOR_USER), "count": count}
+    return {
+        "p50": percentile(latencies, 0.5),
+        "p99": percentile(latencies, 0.99),
+        "writes": audit.writes(OPERATOR_USER),
+        "count": count,
+    }
 
 
-async def phase_rotation(access: ClusterAccess, kube: KubeClient, audit: AuditLog, count: int, minutes: float) -> dict[str, Any]:
+async def phase_rotation(
+    access: ClusterAccess, kube: KubeClient, audit: AuditLog, count: int, minutes: float
+) -> dict[str, Any]:
     namespace = "bench-rot"
     await ensure_namespace(kube, namespace, {"wio-bench": "yes"})
     await create_identities(kube, namespace, count, "2m")
@@ -179,7 +203,11 @@ async def phase_rotation(access: ClusterAccess, kube: KubeClient, audit: AuditLo
     audit.mark()
 
     async def observe() -> None:
-        async for event in watch(access, f"/api/v1/namespaces/{namespace}/secrets", {"labelSelector": "app.kubernetes.io/managed-by=wio"}):
+        async for event in watch(
+            access,
+            f"/api/v1/namespaces/{namespace}/secrets",
+            {"labelSelector": "app.kubernetes.io/managed-by=wio"},
+        ):
             now = dt.datetime.now(dt.UTC)
             obj = event["object"]
             name = obj["metadata"]["name"]
@@ -239,15 +267,23 @@ async def phase_restart(
 
     resync = await asyncio.wait_for(settled(), 600)
     valid_after = await snapshot(kube, "bench-1k")
-    remints = sum(1 for n, s in valid_before.items() if valid_after.get(n, {}).get("serialNumber") != s.get("serialNumber"))
+    remints = sum(
+        1
+        for n, s in valid_before.items()
+        if valid_after.get(n, {}).get("serialNumber") != s.get("serialNumber")
+    )
     rotated = await snapshot(kube, "bench-rot")
-    # Earliest expiry first: order the rotations by the new notBefore and compare with the old notAfter.
+    # Earliest expiry first: order rotations by their new notBefore, compare old notAfters.
     order = sorted(
-        (n for n in rotated if rotated[n].get("serialNumber") != overdue_before.get(n, {}).get("serialNumber")),
+        (
+            n
+            for n in rotated
+            if rotated[n].get("serialNumber") != overdue_before.get(n, {}).get("serialNumber")
+        ),
         key=lambda n: (rotated[n].get("notBefore") or "", rotated[n].get("renewalTime") or ""),
     )
     expiries = [overdue_before[n].get("notAfter") or "" for n in order]
-    inversions = sum(1 for a, b in zip(expiries, expiries[1:], strict=False) if a > b)
+    inversions = sum(1 for a, b in itertools.pairwise(expiries) if a > b)
     return {
         "operator_ready_s": ready_after,
         "resync_s": resync,
@@ -263,14 +299,27 @@ async def phase_foreign(kube: KubeClient, operator: OperatorProcess, count: int)
     before = operator.rss_mib()
     path = f"/api/v1/namespaces/{namespace}/secrets"
     await gather_bounded(
-        [lambda i=i: kube.create(path, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"f{i:06d}"}, "data": {"x": "eA=="}}) for i in range(count)],
+        [
+            lambda i=i: kube.create(
+                path,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": f"f{i:06d}"},
+                    "data": {"x": "eA=="},
+                },
+            )
+            for i in range(count)
+        ],
         CONCURRENCY,
     )
     await asyncio.sleep(10)
     return {"before": before, "after": operator.rss_mib()}
 
 
-async def phase_revoke_all(access: ClusterAccess, kube: KubeClient, namespace: str, count: int) -> float:
+async def phase_revoke_all(
+    access: ClusterAccess, kube: KubeClient, namespace: str, count: int
+) -> float:
     names = {f"id{i:05d}" for i in range(count)}
     gone: set[str] = set()
     began = time.monotonic()
@@ -309,7 +358,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "trustDomain": "bench.wio.local",
                 "operatorNamespace": "wio-system",
                 "logLevel": "WARNING",
-                "rateLimits": {"issuancePerSecond": 500, "issuanceBurst": 500, "maxInflightWrites": 32},
+                "rateLimits": {
+                    "issuancePerSecond": 500,
+                    "issuanceBurst": 500,
+                    "maxInflightWrites": 32,
+                },
             },
             workdir,
         )
@@ -329,7 +382,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             issued = await phase_issue(access, kube, audit, "bench-1k", n)
             results["issue_1000_s"] = issued["seconds"]
             results["bare_write_ratio"] = issued["per_s"] / results["bare_secret_creates_per_s"]
-            results["writes_per_issue"], results["writes_per_issue_excl_events"] = writes_per(issued["writes"], n)
+            results["writes_per_issue"], results["writes_per_issue_excl_events"] = writes_per(
+                issued["writes"], n
+            )
             results["writes_issue_breakdown"] = issued["writes"]
             await asyncio.sleep(5)
             results["rss_mib_1000"] = operator.rss_mib()
@@ -338,9 +393,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["idle_cpu_percent_1000"] = (operator.cpu_seconds() - cpu0) / 30 * 100
 
             print("revocation latency...", flush=True)
-            rev = await phase_revocation_latency(access, kube, audit, "wio-system", args.revocations)
+            rev = await phase_revocation_latency(
+                access, kube, audit, "wio-system", args.revocations
+            )
             results["revocation_p50_s"], results["revocation_p99_s"] = rev["p50"], rev["p99"]
-            results["writes_per_revoke"], results["writes_per_revoke_excl_events"] = writes_per(rev["writes"], rev["count"])
+            results["writes_per_revoke"], results["writes_per_revoke_excl_events"] = writes_per(
+                rev["writes"], rev["count"]
+            )
             results["writes_revoke_breakdown"] = rev["writes"]
 
             print(f"{args.foreign} foreign Secrets...", flush=True)
@@ -349,11 +408,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
             print(f"rotation timing for {args.rotation_minutes} minutes...", flush=True)
             rot = await phase_rotation(access, kube, audit, n, args.rotation_minutes)
-            results["rotation_lateness_p50_s"], results["rotation_lateness_p99_s"] = rot["p50"], rot["p99"]
+            results["rotation_lateness_p50_s"], results["rotation_lateness_p99_s"] = (
+                rot["p50"],
+                rot["p99"],
+            )
             results["rotation_lateness_max_s"] = rot["max"]
             results["rotations_observed"] = rot["rotations"]
             results["expired_seen"] = rot["expired_seen"]
-            results["writes_per_rotation"], results["writes_per_rotation_excl_events"] = writes_per(rot["writes"], rot["rotations"])
+            results["writes_per_rotation"], results["writes_per_rotation_excl_events"] = writes_per(
+                rot["writes"], rot["rotations"]
+            )
             results["writes_rotation_breakdown"] = rot["writes"]
 
             print(f"restart after {args.down_minutes} minutes down...", flush=True)
@@ -376,7 +440,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await kube.close()
             cluster.stop()
     results["settings"] = vars(args)
-    results["machine"] = {"python": platform.python_version(), "cpus": 2, "platform": platform.platform()}
+    results["machine"] = {
+        "python": platform.python_version(),
+        "cpus": 2,
+        "platform": platform.platform(),
+    }
     results["measured_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return results
 

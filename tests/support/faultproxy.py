@@ -91,6 +91,7 @@ class FaultProxy:
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
         )
         app = web.Application()
+
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self._handle(request, session)
 

@@ -25,6 +25,18 @@ from wio.service.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """Kopf keeps a copy of each object's last-handled spec to diff on updates; wio has no
+    update handlers (it compares spec hashes itself), so storing it would be one more API
+    write per object for nothing."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @asynccontextmanager
 async def _translated() -> AsyncIterator[None]:
     """wio's exception tree → Kopf's retry semantics, in one place (STYLE.md #12)."""
@@ -46,6 +58,7 @@ def build_registry(
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         # Our finalizer, named after our API group (STYLE.md #14).
         settings.persistence.finalizer = FINALIZER
+        settings.persistence.diffbase_storage = _NoDiffBase()
         # wio posts its own Events with messages it controls; Kopf's per-handler Events would
         # be extra API writes with nothing for users in them.
         settings.posting.enabled = False

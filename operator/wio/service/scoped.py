@@ -131,6 +131,8 @@ SOURCE_ANNOTATION = f"{GROUP}/source"
 MAX_RETIRED_LEASES = 16
 #: How often leases whose revocation Vault did not confirm are tried again.
 PENDING_RETRY_SECONDS = 30.0
+#: How often a credential whose Secret name another wio object uses looks again.
+CONFLICT_RETRY = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,12 @@ class ScopedCredentialService:
         if denial is not None:
             await self._deny(view, denial, now)
             return
+        conflict = self._secret_conflict(view.key, spec.secret_name)
+        if conflict is not None:
+            await self._blocked(view, conflict, now)
+            # Nothing tells us when the other owner lets go of the name: look again later.
+            self.scheduler.schedule(view.key, now + CONFLICT_RETRY)
+            return
         state = self._state(view, spec, subject, now)
         reason = reissue_reason(state)
         if reason is None:
@@ -376,6 +384,23 @@ class ScopedCredentialService:
                     f"operator may read ({', '.join(self.vault.mounts)})"
                 )
         return None
+
+    def _secret_conflict(self, key: ObjectKey, secret_name: str) -> _Blocked | None:
+        """Another wio object already writes this Secret: writing it too would make the two
+        overwrite each other forever, so neither the other's credential nor ours is touched."""
+        secret = ObjectKey(key.namespace, secret_name)
+        facts = self.secret_facts.get(secret)
+        if secret in self.identities.secrets.facts:
+            other = "a WorkloadIdentity"
+        elif facts is not None and facts.owner != key.name:
+            other = f"ScopedCredential {facts.owner}"
+        else:
+            return None
+        return _Blocked(
+            "SecretConflict",
+            f"spec.secretName: Secret {secret_name} already holds the credential of {other}; "
+            "choose another name",
+        )
 
     def _state(
         self, view: IdentityView, spec: ScopedCredentialSpec, subject: str, now: dt.datetime

@@ -1,0 +1,289 @@
+# SPDX-License-Identifier: Apache-2.0
+"""RFC 7662 token introspection, as a resource server would use it: urllib, form posts, JSON.
+
+The caller authenticates with its own wio JWT-SVID whose audience is the introspection
+endpoint (``<issuer>/introspect``), read from its WorkloadIdentity's Secret as a pod would.
+Tokens for the negative cases are made with PyJWT (an expired one signed with the operator's
+own active key, foreign ones with keys wio never saw), never with wio's minting code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from kubernetes import client
+
+from tests.support.identities import delete_policy
+from tests.support.operator import InProcessOperator
+from tests.support.scoped import (
+    HttpAnswer,
+    create_credential,
+    delete_credential,
+    grant,
+    http,
+    introspect,
+    ready_identity,
+    secret_token,
+    wait_credential,
+)
+from tests.support.tokens import replace_claims
+from tests.support.waiting import wait_for
+
+INACTIVE = {"active": False}
+
+
+@pytest.fixture
+def policy(kube: client.ApiClient, namespace: str) -> Iterator[str]:
+    name = f"introspect-{namespace}"
+    grant(
+        kube,
+        namespace,
+        name,
+        tokens={"audiences": ["orders-api"], "scopes": ["orders:*"], "minTTL": "10s"},
+    )
+    yield name
+    delete_policy(kube, name)
+
+
+@pytest.fixture
+def caller(kube: client.ApiClient, namespace: str, operator: InProcessOperator, policy: str) -> str:
+    """A resource server's JWT-SVID for the introspection endpoint, from its own Secret."""
+    ready_identity(
+        kube,
+        namespace,
+        "orders-api",
+        {
+            "serviceAccountName": "orders-api",
+            "jwt": {"audiences": [f"{operator.config.jwt_issuer}/introspect"], "ttl": "30m"},
+        },
+    )
+    return secret_token(kube, namespace, "orders-api-identity")
+
+
+@pytest.fixture
+def access_token(kube: client.ApiClient, namespace: str, policy: str) -> tuple[str, dict[str, Any]]:
+    """A client workload's access token for orders-api, and its ScopedCredential's status."""
+    ready_identity(kube, namespace, "payments")
+    create_credential(
+        kube,
+        namespace,
+        "orders-read",
+        {
+            "identityRef": "payments",
+            "token": {"audience": "orders-api", "scopes": ["orders:read"], "ttl": "15m"},
+        },
+    )
+    status = wait_credential(kube, namespace, "orders-read", "Ready", "True")["status"]
+    return secret_token(kube, namespace, "orders-read-credential"), status
+
+
+def _no_echo(answer: HttpAnswer, *tokens: str) -> None:
+    for token in tokens:
+        for part in (token, *token.split(".")):
+            if len(part) >= 16:
+                assert part not in answer.text
+                assert all(part not in value for value in answer.headers.values())
+
+
+def test_active_token_is_described_and_never_echoed(
+    operator: InProcessOperator, caller: str, access_token: tuple[str, dict[str, Any]]
+) -> None:
+    token, status = access_token
+    answer = introspect(operator.base_url, token, caller)
+    assert answer.status == 200
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.headers["Cache-Control"] == "no-store"
+    body = answer.json()
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    assert body["active"] is True
+    assert body["sub"] == status["spiffeID"]
+    assert body["client_id"] == status["spiffeID"]
+    assert body["scope"] == "orders:read"
+    assert body["aud"] == "orders-api"
+    assert body["exp"] == claims["exp"]
+    assert body["iat"] == claims["iat"]
+    assert body["iss"] == operator.config.jwt_issuer
+    assert body["jti"] == status["jti"]
+    assert body["token_type"] == "Bearer"
+    _no_echo(answer, token, caller)
+
+
+def _expired_token(operator: InProcessOperator, claims: dict[str, Any]) -> str:
+    """Signed by PyJWT with the operator's own active key, so only ``exp`` is wrong."""
+    key = operator.runtime.signers.get("default").jwt.ring.active  # type: ignore[attr-defined]
+    now = int(time.time())
+    return pyjwt.encode(
+        {**claims, "iat": now - 120, "exp": now - 60, "jti": "expired-jti-1"},
+        key.private_key.key,
+        algorithm="ES256",
+        headers={"kid": key.kid, "typ": "at+jwt"},
+    )
+
+
+def test_expired_foreign_malformed_and_non_access_tokens_are_inactive(
+    operator: InProcessOperator, caller: str, access_token: tuple[str, dict[str, Any]]
+) -> None:
+    token, _ = access_token
+    header = pyjwt.get_unverified_header(token)
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    cases = {
+        "expired": _expired_token(operator, claims),
+        # Another key under wio's kid, and another key under a kid of its own.
+        "foreign key, our kid": pyjwt.encode(claims, stranger, algorithm="ES256", headers=header),
+        "foreign key and kid": pyjwt.encode(
+            claims, stranger, algorithm="ES256", headers={"kid": "stranger", "typ": "at+jwt"}
+        ),
+        "claims edited": replace_claims(token, {**claims, "scope": "orders:admin"}),
+        "unsigned": pyjwt.encode(claims, None, algorithm="none", headers={"typ": "at+jwt"}),
+        "malformed": "not.a.jwt",
+        "garbage": "x" * 40,
+        "a JWT-SVID, not an access token": caller,
+    }
+    for what, candidate in cases.items():
+        answer = introspect(operator.base_url, candidate, caller)
+        assert answer.status == 200, what
+        assert answer.json() == INACTIVE, what
+        _no_echo(answer, candidate, caller)
+
+
+def test_revocation_is_visible_within_one_second_of_the_delete(
+    kube: client.ApiClient,
+    namespace: str,
+    operator: InProcessOperator,
+    caller: str,
+    access_token: tuple[str, dict[str, Any]],
+) -> None:
+    token, _ = access_token
+    assert introspect(operator.base_url, token, caller).json()["active"] is True
+    delete_credential(kube, namespace, "orders-read")
+    deleted_at = time.monotonic()
+    answer = wait_for(
+        lambda: (a := introspect(operator.base_url, token, caller)).json() == INACTIVE and a,
+        timeout=5,
+        interval=0.05,
+        what="the revoked token to turn inactive",
+    )
+    elapsed = time.monotonic() - deleted_at
+    print(f"revocation visible in introspection {elapsed:.3f}s after the delete")
+    assert elapsed <= 1.0, f"revocation took {elapsed:.2f}s to show in introspection"
+    _no_echo(answer, token, caller)
+
+
+def test_callers_without_a_wio_jwt_svid_for_the_endpoint_get_401(
+    kube: client.ApiClient,
+    namespace: str,
+    operator: InProcessOperator,
+    caller: str,
+    access_token: tuple[str, dict[str, Any]],
+) -> None:
+    token, _ = access_token
+    # A genuine wio JWT-SVID, but for another audience.
+    ready_identity(
+        kube,
+        namespace,
+        "other",
+        {"serviceAccountName": "other", "jwt": {"audiences": ["orders-api"]}},
+    )
+    other_svid = secret_token(kube, namespace, "other-identity")
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    forged = pyjwt.encode(
+        {
+            "sub": "spiffe://test.wio.local/ns/x/sa/y",
+            "aud": [f"{operator.config.jwt_issuer}/introspect"],
+            "exp": int(time.time()) + 600,
+        },
+        stranger,
+        algorithm="ES256",
+        headers={"kid": pyjwt.get_unverified_header(caller)["kid"]},
+    )
+    credentials: dict[str, str | None] = {
+        "no Authorization header": None,
+        "a JWT-SVID for another audience": other_svid,
+        "an access token instead of a JWT-SVID": token,
+        "a forged JWT-SVID": forged,
+        "garbage": "garbage",
+    }
+    for what, credential in credentials.items():
+        answer = introspect(operator.base_url, token, credential)
+        assert answer.status == 401, what
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer"), what
+        assert "active" not in answer.json(), what
+        _no_echo(answer, token, *(c for c in credentials.values() if c))
+    basic = http(
+        f"{operator.base_url}/introspect",
+        method="POST",
+        form={"token": token},
+        headers={"Authorization": "Basic b3JkZXJzOnNlY3JldA=="},
+    )
+    assert basic.status == 401
+
+
+def test_introspection_is_rate_limited_per_caller(
+    kube: client.ApiClient,
+    namespace: str,
+    operator: InProcessOperator,
+    caller: str,
+    access_token: tuple[str, dict[str, Any]],
+) -> None:
+    token, _ = access_token
+    burst = operator.config.introspection_burst
+    limited: HttpAnswer | None = None
+    for _ in range(burst * 3):
+        answer = introspect(operator.base_url, token, caller)
+        if answer.status == 429:
+            limited = answer
+            break
+        assert answer.status == 200
+    assert limited is not None, "no request was refused"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert "active" not in limited.json()
+    _no_echo(limited, token, caller)
+    # Another caller has a budget of its own.
+    ready_identity(
+        kube,
+        namespace,
+        "billing-api",
+        {
+            "serviceAccountName": "billing-api",
+            "jwt": {"audiences": [f"{operator.config.jwt_issuer}/introspect"]},
+        },
+    )
+    other = secret_token(kube, namespace, "billing-api-identity")
+    assert introspect(operator.base_url, token, other).json()["active"] is True
+    # And the first one is served again once its bucket refills.
+    wait_for(
+        lambda: introspect(operator.base_url, token, caller).status == 200,
+        timeout=5,
+        what="the caller's budget to refill",
+    )
+
+
+def test_tokens_are_taken_only_from_a_post_body(
+    operator: InProcessOperator, caller: str, access_token: tuple[str, dict[str, Any]]
+) -> None:
+    token, _ = access_token
+    in_url = http(f"{operator.base_url}/introspect?token={token}", headers={"Authorization": ""})
+    assert in_url.status == 405
+    missing = http(
+        f"{operator.base_url}/introspect",
+        method="POST",
+        form={},
+        headers={"Authorization": f"Bearer {caller}"},
+    )
+    assert missing.status == 400
+    assert missing.json()["error"] == "invalid_request"
+    as_json = http(
+        f"{operator.base_url}/introspect",
+        method="POST",
+        body=b'{"token": "x"}',
+        headers={"Authorization": f"Bearer {caller}", "Content-Type": "application/json"},
+    )
+    assert as_json.status == 400
+    for answer in (in_url, missing, as_json):
+        _no_echo(answer, token, caller)
