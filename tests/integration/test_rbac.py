@@ -8,9 +8,8 @@ must issue, publish trust, post Events, force a rotation and run the delete fina
 API server must refuse it nothing: its audit log holds no RBAC denial for the account, and
 neither wio's nor Kopf's log mentions one. A denial found here is fixed in deploy/rbac.yaml.
 
-The session ``operator`` fixture watches every namespace with admin rights. If an earlier test
-started it, it is stopped for this module and started again afterwards (as tests that restart
-it do), so the identities here are handled by the RBAC-limited instance alone.
+The module runs on a control plane of its own, so the session's admin-rights operator never
+sees its objects: what happens here is the RBAC-limited instance's doing alone.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.integration.conftest import TRUST_DOMAIN
-from tests.support.cluster import REPO, gone
+from tests.support.cluster import REPO, api_client, gone, install_crds
 from tests.support.identities import (
     GROUP,
     VERSION,
@@ -52,7 +51,7 @@ from tests.support.identities import (
 from tests.support.operator import InProcessOperator
 from tests.support.waiting import wait_for
 from wio.config import parse_config
-from wio.devcluster import ControlPlane
+from wio.devcluster import Binaries, ControlPlane
 from wio.devcluster.processes import free_port
 from wio.k8s.access import ClusterAccess
 
@@ -162,24 +161,25 @@ def _allowed(api: client.ApiClient, **attributes: str) -> bool:
     return bool(answer.status.allowed)
 
 
-# -- keeping the session operator off this module's objects ----------------------------------
+# -- this module's own control plane --------------------------------------------------------
 
 
-def _running_session_operator(request: pytest.FixtureRequest) -> InProcessOperator | None:
-    """The session ``operator`` fixture's instance if some test already started it, else None.
+@pytest.fixture(scope="module")
+def control_plane(binaries: Binaries) -> Iterator[ControlPlane]:
+    with ControlPlane(binaries) as plane:
+        yield plane
 
-    Asking for the fixture would start it; pytest has no public "is it active" question, so
-    this reads the fixture's cache, and fails loudly if pytest ever changes that shape.
-    """
-    try:
-        definitions = request._fixturemanager.getfixturedefs("operator", request.node)
-        cached = [d.cached_result for d in definitions or () if d.cached_result is not None]
-    except AttributeError as err:  # pragma: no cover - a pytest upgrade changed internals
-        pytest.fail(f"cannot tell whether the session operator runs: {err!r}", pytrace=False)
-    for value, _key, error in cached:
-        if error is None and isinstance(value, InProcessOperator) and value._thread is not None:
-            return value
-    return None
+
+@pytest.fixture(scope="module")
+def kube(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
+    api = api_client(control_plane.kubeconfig)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def crds(kube: client.ApiClient) -> list[str]:
+    return install_crds(kube, sorted((REPO / "crds").glob("*.yaml")))
 
 
 # -- capturing what the limited operator logs ------------------------------------------------
@@ -239,7 +239,6 @@ class Limited:
 
 @pytest.fixture(scope="module")
 def limited(
-    request: pytest.FixtureRequest,
     kube: client.ApiClient,
     crds: list[str],
     control_plane: ControlPlane,
@@ -286,9 +285,6 @@ def limited(
     loggers = [logging.getLogger("wio"), logging.getLogger("kopf")]
     for logger in loggers:
         logger.addHandler(collect)
-    session_operator = _running_session_operator(request)
-    if session_operator is not None:
-        session_operator.stop()
     limited_operator = InProcessOperator(config, access)
     try:
         limited_operator.start()
@@ -316,8 +312,6 @@ def limited(
                 logger.removeHandler(collect)
             api.close()
             client.CoreV1Api(kube).delete_namespace(namespace)
-            if session_operator is not None:
-                session_operator.start()
 
 
 # -- the tests -----------------------------------------------------------------------------

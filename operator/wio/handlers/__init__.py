@@ -64,6 +64,8 @@ def build_registry(
         settings.posting.enabled = False
         # Watch only wio's Secrets: the API server filters, so unrelated Secrets cost nothing.
         settings.watching.label_selectors["v1", "secrets"] = f"{MANAGED_BY}={MANAGER}"
+        # List in pages: at ten thousand identities an unpaged Secret list is tens of MiB.
+        settings.watching.chunk_size = 500
         # Watches reconnect on their own well before typical proxies drop idle streams.
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330

@@ -24,6 +24,7 @@ FIELD_MANAGER = "wio"
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 _RETRYABLE = {429, 500, 502, 503, 504}
 
@@ -62,9 +63,10 @@ class KubeClient:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
         content_type: str = JSON,
+        accept: str = JSON,
     ) -> dict[str, Any]:
         """Send one request, retrying passing failures; return the decoded JSON answer."""
-        headers = {"Accept": JSON}
+        headers = {"Accept": accept}
         token = self.access.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -109,14 +111,21 @@ class KubeClient:
     async def get(self, path: str) -> dict[str, Any]:
         return await self.request("GET", path)
 
-    async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
-        """All items of a collection, following ``continue`` tokens in pages of 500."""
+    async def list(
+        self, path: str, *, label_selector: str | None = None, metadata_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """All items of a collection, following ``continue`` tokens in pages of 500.
+
+        ``metadata_only`` asks for PartialObjectMetadata: names, labels and annotations
+        without the objects' data, which for Secrets is most of their size.
+        """
         items: list[dict[str, Any]] = []
         params: dict[str, str] = {"limit": "500"}
         if label_selector:
             params["labelSelector"] = label_selector
+        accept = PARTIAL_METADATA_LIST if metadata_only else JSON
         while True:
-            page = await self.request("GET", path, params=params)
+            page = await self.request("GET", path, params=params, accept=accept)
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:
@@ -175,13 +184,18 @@ async def list_watched(
     namespaces: Sequence[str],
     path_for: Callable[[str | None], str],
     label_selector: str | None = None,
+    *,
+    metadata_only: bool = False,
 ) -> list[dict[str, Any]]:
     """LIST a namespaced collection cluster-wide, or only in ``namespaces`` when given."""
-    if not namespaces:
-        return await kube.list(path_for(None), label_selector=label_selector)
+    targets: Sequence[str | None] = namespaces or [None]
     items: list[dict[str, Any]] = []
-    for namespace in namespaces:
-        items.extend(await kube.list(path_for(namespace), label_selector=label_selector))
+    for namespace in targets:
+        items.extend(
+            await kube.list(
+                path_for(namespace), label_selector=label_selector, metadata_only=metadata_only
+            )
+        )
     return items
 
 

@@ -139,6 +139,27 @@ def secret_damaged(s: IdentityState) -> ReissueReason | None:
     return None
 
 
+def facts_from_annotations(annotations: Mapping[str, str]) -> SecretFacts:
+    """What wio's own annotations say a Secret holds, before its content has been checked."""
+
+    def when(name: str) -> dt.datetime | None:
+        value = annotations.get(f"{_GROUP}/{name}")
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+        except ValueError:
+            return None
+
+    return SecretFacts(
+        serial=annotations.get(f"{_GROUP}/serial"),
+        spiffe_id=annotations.get(f"{_GROUP}/spiffe-id"),
+        problem=None,
+        has_token=f"{_GROUP}/jwt-expires-at" in annotations,
+        not_after=when("not-after"),
+        key_fingerprint=annotations.get(f"{_GROUP}/key-fingerprint"),
+        annotations={k: v for k, v in annotations.items() if k.startswith(_GROUP)},
+    )
+
+
 ADOPT = "AdoptSecret"
 
 

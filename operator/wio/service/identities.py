@@ -54,6 +54,7 @@ from wio.policy.reconcile import (
     TOKEN_ONLY,
     IdentityState,
     SecretFacts,
+    facts_from_annotations,
     next_due,
     reissue_reason,
     secret_facts,
@@ -144,10 +145,17 @@ class IdentityService:
             self.observe_namespace(body)
         for body in await self.kube.list(custom_path("identitypolicies", None)):
             self.observe_policy(body)
+        # Metadata only: which Secrets exist and what wio recorded on them. Their content is
+        # checked when the Secret watch delivers them, right after; listing the data here too
+        # would hold every Secret in memory twice at start-up.
         for body in await list_watched(
-            self.kube, self.config.watch_namespaces, secret_path, f"{MANAGED_BY}={MANAGER}"
+            self.kube,
+            self.config.watch_namespaces,
+            secret_path,
+            f"{MANAGED_BY}={MANAGER}",
+            metadata_only=True,
         ):
-            self.observe_secret(body)
+            self.observe_secret_metadata(body)
         self.secrets.synced = True
         items = await list_watched(
             self.kube, self.config.watch_namespaces, lambda ns: custom_path(PLURAL, ns)
@@ -203,6 +211,16 @@ class IdentityService:
             self.secrets.facts[key] = secret_facts(data, trusted, self.clock.now(), annotations)
         if owner in self.identities:
             self.queue.add(owner)
+
+    def observe_secret_metadata(self, body: Mapping[str, Any]) -> None:
+        """A Secret known only by its metadata (start-up): trust wio's own annotations until
+        the watch delivers the content and it is checked."""
+        meta = body.get("metadata") or {}
+        if owner_key(body) is None:
+            return
+        key = ObjectKey(meta.get("namespace", ""), meta.get("name", ""))
+        if key not in self.secrets.facts:
+            self.secrets.facts[key] = facts_from_annotations(meta.get("annotations") or {})
 
     def observe_policy(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         name = (body.get("metadata") or {}).get("name", "")
