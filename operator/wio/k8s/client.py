@@ -24,6 +24,7 @@ FIELD_MANAGER = "wio"
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 _RETRYABLE = {429, 500, 502, 503, 504}
@@ -135,14 +136,31 @@ class KubeClient:
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self.request("POST", path, body=body)
 
+    # Writes answer with the object's metadata only: wio needs the new resourceVersion, and
+    # not parsing every Secret back after writing it saves CPU and memory in issuance storms.
+
     async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager: one write that creates or updates."""
         params = {"fieldManager": FIELD_MANAGER, "force": "true"}
-        return await self.request("PATCH", path, body=body, params=params, content_type=APPLY_PATCH)
+        return await self.request(
+            "PATCH",
+            path,
+            body=body,
+            params=params,
+            content_type=APPLY_PATCH,
+            accept=PARTIAL_METADATA,
+        )
 
     async def merge_patch(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         params = {"fieldManager": FIELD_MANAGER}
-        return await self.request("PATCH", path, body=body, params=params, content_type=MERGE_PATCH)
+        return await self.request(
+            "PATCH",
+            path,
+            body=body,
+            params=params,
+            content_type=MERGE_PATCH,
+            accept=PARTIAL_METADATA,
+        )
 
     async def delete(self, path: str, *, missing_ok: bool = True) -> None:
         try:
