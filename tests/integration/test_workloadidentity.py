@@ -42,6 +42,7 @@ from tests.support.waiting import wait_for
 from wio.backends.vault_pki import vault_serial
 from wio.devcluster import OpenBao
 from wio.issuing.keys import KeyType, PrivateKey, generate_private_key
+from wio.policy.reconcile import MAX_DRIFT_REPAIRS
 
 EXPECTED_KEYS = {
     "tls.crt",
@@ -419,3 +420,31 @@ def test_rotate_annotation_forces_a_rotation_and_is_acknowledged(
     status = wait_for(acknowledged, timeout=10, what="the forced rotation")
     assert status["serialNumber"] != first["serialNumber"]
     assert status["keyFingerprint"] != first["keyFingerprint"]
+
+
+def test_a_competing_writer_cannot_make_wio_loop(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    create_identity(kube, namespace, "fought", {"serviceAccountName": "fought"})
+    wait_condition(kube, namespace, "fought", "Ready", "True")
+    core = client.CoreV1Api(kube)
+    for attempt in range(MAX_DRIFT_REPAIRS + 1):
+        before = get_identity(kube, namespace, "fought")["status"]["serialNumber"]
+        foreign = generate_private_key(KeyType.ECDSAP256).to_pkcs8_pem()
+        core.patch_namespaced_secret(
+            "fought-identity",
+            namespace,
+            {"data": {"tls.key": base64.b64encode(foreign).decode()}},
+            field_manager="rogue-writer",
+        )
+        if attempt < MAX_DRIFT_REPAIRS:
+
+            def repaired(serial: str = before) -> bool:
+                status = get_identity(kube, namespace, "fought").get("status") or {}
+                return status.get("serialNumber") != serial
+
+            wait_for(repaired, timeout=10, what=f"repair {attempt + 1}")
+    body = wait_condition(kube, namespace, "fought", "Issuing", "False", reason="ConflictingWriter")
+    message = condition(body, "Issuing")["message"]  # type: ignore[index]
+    assert "rogue-writer" in message
+    assert body["status"]["rotations"] == MAX_DRIFT_REPAIRS  # no repair past the budget

@@ -120,7 +120,7 @@ def test_a_minimal_configuration_gets_every_documented_default() -> None:
     assert config.max_x509_ttl == timedelta(hours=24)
     assert config.max_jwt_ttl == config.max_token_ttl == timedelta(hours=1)
     assert config.ca_lifetime == timedelta(days=365)
-    assert (config.issuance_rate, config.issuance_burst) == (50.0, 100)
+    assert (config.issuance_rate, config.issuance_burst) == (100.0, 200)
     assert config.max_inflight_writes == 32
     assert (config.http_host, config.http_port) == ("0.0.0.0", 8080)  # noqa: S104
     assert config.log_level == "INFO"

@@ -268,3 +268,32 @@ def next_due(state: IdentityState) -> dt.datetime | None:
         if t
     ]
     return min(times) if times else None
+
+
+# Reasons that mean someone else changed or removed the Secret. Repairing them is right, but a
+# competing writer (another controller, a GitOps tool) must not make wio re-mint forever.
+DRIFT_REASONS = frozenset(
+    {
+        "SecretMissing",
+        "SecretAltered",
+        "SpiffeIDMismatch",
+        "DataMissing",
+        "Unparsable",
+        "KeyMismatch",
+    }
+)
+MAX_DRIFT_REPAIRS = 10
+DRIFT_WINDOW = dt.timedelta(hours=1)
+
+
+def drift_repairs_exhausted(
+    repairs: Sequence[dt.datetime],
+    now: dt.datetime,
+    limit: int = MAX_DRIFT_REPAIRS,
+    window: dt.timedelta = DRIFT_WINDOW,
+) -> dt.datetime | None:
+    """When ``limit`` repairs already happened within ``window``: the time repairs resume."""
+    recent = sorted(t for t in repairs if now - t < window)
+    if len(recent) < limit:
+        return None
+    return recent[-limit] + window

@@ -51,9 +51,12 @@ from wio.models.spiffe import SpiffeID
 from wio.policy.identity_policy import Decision, PolicyDefaults, evaluate_identity
 from wio.policy.reconcile import (
     ADOPT,
+    DRIFT_REASONS,
+    DRIFT_WINDOW,
     TOKEN_ONLY,
     IdentityState,
     SecretFacts,
+    drift_repairs_exhausted,
     facts_from_annotations,
     next_due,
     reissue_reason,
@@ -93,6 +96,7 @@ from wio.service.views import (
     ObjectKey,
     SecretIndex,
     decode_secret_data,
+    last_foreign_writer,
     owner_key,
 )
 from wio.service.workqueue import DueScheduler, TokenBucket, WorkQueue
@@ -132,6 +136,7 @@ class IdentityService:
         self.scheduler: DueScheduler[ObjectKey] = DueScheduler(self.queue.add, self.clock)
         self.bucket = TokenBucket(self.config.issuance_rate, self.config.issuance_burst)
         self._attempts: dict[ObjectKey, Attempts] = {}
+        self._drift_repairs: dict[ObjectKey, list[dt.datetime]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -191,6 +196,7 @@ class IdentityService:
         self.identities.pop(key, None)
         self.scheduler.cancel(key)
         self._attempts.pop(key, None)
+        self._drift_repairs.pop(key, None)
         self.metrics.forget_identity(key.namespace, key.name)
 
     def observe_secret(self, body: Mapping[str, Any], deleted: bool = False) -> None:
@@ -209,6 +215,9 @@ class IdentityService:
             trusted = self.signers.cached_trust_bundle()
             annotations = meta.get("annotations") or {}
             self.secrets.facts[key] = secret_facts(data, trusted, self.clock.now(), annotations)
+            writer = last_foreign_writer(meta.get("managedFields") or [])
+            if writer:
+                self.secrets.foreign_writers[key] = writer
         if owner in self.identities:
             self.queue.add(owner)
 
@@ -295,6 +304,8 @@ class IdentityService:
         if reason.reason == ADOPT and state.secret is not None:
             await self._adopt(view, state.secret, reason, now)
             return
+        if reason.reason in DRIFT_REASONS and await self._contested(view, spec, reason, now):
+            return
         try:
             if reason.reason in TOKEN_ONLY:
                 await self._refresh_token(view, spec, reason, now)
@@ -304,6 +315,36 @@ class IdentityService:
             await self._failed(view, spec, err, now, retryable=True)
         except PermanentError as err:
             await self._failed(view, spec, err, now, retryable=False)
+
+    async def _contested(
+        self,
+        view: IdentityView,
+        spec: WorkloadIdentitySpec,
+        reason: ReissueReason,
+        now: dt.datetime,
+    ) -> bool:
+        """Count a repair of someone else's change; past the hourly budget, stop and say who."""
+        repairs = self._drift_repairs.setdefault(view.key, [])
+        resume = drift_repairs_exhausted(repairs, now)
+        if resume is None:
+            repairs[:] = [t for t in repairs if now - t < DRIFT_WINDOW] + [now]
+            return False
+        writer = self.secrets.foreign_writers.get(ObjectKey(view.key.namespace, spec.secret_name))
+        who = f"{writer!r}" if writer else "another writer"
+        message = (
+            f"Secret {spec.secret_name} keeps being changed by {who} ({reason.reason}): wio "
+            f"repaired it {len(repairs)} times in the last hour and waits until {rfc3339(resume)}"
+        )
+        self.scheduler.schedule(view.key, resume)
+        if (condition(view.status, "Issuing") or {}).get("reason") != "ConflictingWriter":
+            self.events.record(
+                self._owner(view).event_reference(), "Warning", "ConflictingWriter", message
+            )
+            log.warning("%s: %s", view.key, message)
+            await self._write_conditions(
+                view, now, [Condition("Issuing", False, "ConflictingWriter", message)]
+            )
+        return True
 
     def _spiffe_id(self, namespace: str, spec: WorkloadIdentitySpec) -> SpiffeID:
         return SpiffeID.for_workload(self.config.trust_domain, namespace, spec.service_account)

@@ -82,9 +82,20 @@ class SecretIndex:
     """Verdicts on wio-managed Secrets, keyed by (namespace, Secret name)."""
 
     facts: dict[ObjectKey, SecretFacts] = field(default_factory=dict)
+    # Who last wrote each Secret besides wio (from managedFields), to name a competing writer.
+    foreign_writers: dict[ObjectKey, str] = field(default_factory=dict)
     # The resourceVersion our own last write of each Secret produced; older events are stale.
     written: dict[ObjectKey, str | None] = field(default_factory=dict)
     synced: bool = False
 
     def get(self, namespace: str, name: str) -> SecretFacts | None:
         return self.facts.get(ObjectKey(namespace, name))
+
+
+def last_foreign_writer(managed_fields: list[Mapping[str, Any]]) -> str | None:
+    """The field manager, other than wio, that wrote an object most recently."""
+    foreign = [m for m in managed_fields if m.get("manager") and m.get("manager") != MANAGER]
+    if not foreign:
+        return None
+    latest = max(foreign, key=lambda m: str(m.get("time") or ""))
+    return str(latest["manager"])
