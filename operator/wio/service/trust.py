@@ -26,8 +26,11 @@ from wio.service.signers import SignerSet
 
 log = logging.getLogger(__name__)
 HASH_ANNOTATION = f"{GROUP}/content-hash"
-# Coalesce bursts: wait this long after the first change before publishing.
-DEBOUNCE_SECONDS = 0.05
+# Coalesce bursts: wait this long after the first change before publishing, so a run of
+# revocations or issuances costs one ConfigMap write per namespace, not one each. The durable
+# revocation list in the operator's namespace is written before a finalizer lets go; this is
+# only the fan-out, and verifiers poll it far less often than twice a second.
+DEBOUNCE_SECONDS = 0.5
 
 
 class TrustPublisher:
