@@ -11,6 +11,7 @@ across restarts too: it continues from the highest sequence already published.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -31,6 +32,8 @@ HASH_ANNOTATION = f"{GROUP}/content-hash"
 # revocation list in the operator's namespace is written before a finalizer lets go; this is
 # only the fan-out, and verifiers poll it far less often than twice a second.
 DEBOUNCE_SECONDS = 0.5
+# How often the signers' bundles and keys are re-read for changes wio was not told about.
+RECHECK_SECONDS = 60.0
 
 
 class TrustPublisher:
@@ -120,7 +123,11 @@ class TrustPublisher:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            # Also look again now and then: an upstream CA or a Transit key can change without
+            # telling wio. Publishing compares digests, so an unchanged bundle costs no write.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), RECHECK_SECONDS)
+            self._signers.invalidate()
             await asyncio.sleep(DEBOUNCE_SECONDS)
             self._wake.clear()
             try:
