@@ -165,8 +165,9 @@ class IdentityService:
         items = await list_watched(
             self.kube, self.config.watch_namespaces, lambda ns: custom_path(PLURAL, ns)
         )
-        # Earliest renewal first: after downtime the most urgent rotations go out first.
-        items.sort(key=lambda b: (b.get("status") or {}).get("renewalTime") or "")
+        # Every identity is looked at once after a start (a Secret may have gone while wio was
+        # down), earliest expiry first: after downtime the most urgent rotations go out first.
+        items.sort(key=lambda b: (b.get("status") or {}).get("notAfter") or "")
         for body in items:
             view = IdentityView.from_body(body)
             self.identities[view.key] = view
