@@ -266,8 +266,14 @@ def test_deleted_token_secret_is_restored_with_a_fresh_token(
         )
 
     token = wait_for(restored, timeout=15, what="the Secret to be restored")
-    status = wait_credential(kube, namespace, "drift", "Ready", "True")["status"]
-    assert _decode(kube, namespace, token, "orders-api")["jti"] == status["jti"]
+    jti = _decode(kube, namespace, token, "orders-api")["jti"]
+
+    def recorded() -> bool:
+        status = wait_credential(kube, namespace, "drift", "Ready", "True")["status"]
+        return bool(status.get("jti") == jti)
+
+    # The Secret is written before the status patch: wait for status to catch up.
+    wait_for(recorded, timeout=15, what="status to record the restored token")
 
 
 def test_delete_revokes_the_token_and_removes_its_secret(
