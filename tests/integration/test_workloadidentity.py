@@ -117,8 +117,9 @@ def test_identity_gets_a_tls_secret_with_a_valid_svid_and_jwt(
     _verify_chain(cert, trust_configmap(kube, namespace)["ca.crt"].encode(), now)
     key = PrivateKey.from_pem(data["tls.key"])
     assert key.matches(cert.public_key())  # type: ignore[arg-type]
-    assert data["tls.key"].startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
-    assert data["credential-bundle.private-key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert data["tls.key"] == key.to_pkcs8_pem()  # PKCS#8, exactly as wio serialises it
+    # SPIFFE filesystem delivery: the key first, then the chain.
+    assert data["credential-bundle.private-key.pem"] == data["tls.key"] + data["tls.crt"]
     lifetime = cert.not_valid_after_utc - now
     assert dt.timedelta(minutes=58) < lifetime <= dt.timedelta(hours=1)
     assert status["keyFingerprint"] == key.fingerprint

@@ -223,9 +223,11 @@ def _structure_of(credential: Credential) -> list[bytes]:
             if shape is None:
                 return refs
             fresh = _fresh_key(*shape)
+            # A PKCS#8 label names no algorithm ("PRIVATE KEY"); the traditional ones do.
+            pkcs8 = label.split()[1:] == ["PRIVATE", "KEY"]
             fmt = (
                 serialization.PrivateFormat.PKCS8
-                if label == "BEGIN PRIVATE KEY"
+                if pkcs8
                 else serialization.PrivateFormat.TraditionalOpenSSL
             )
             for encoding in (serialization.Encoding.DER, serialization.Encoding.PEM):

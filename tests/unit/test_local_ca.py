@@ -24,7 +24,7 @@ from wio.issuing.ca import (
     cert_fingerprint,
     prepare_at,
 )
-from wio.issuing.keys import KeyType, generate_private_key
+from wio.issuing.keys import KeyType, PrivateKey, generate_private_key
 from wio.issuing.verify_x509 import verify_svid
 from wio.issuing.x509svid import DEFAULT_SKEW, Issued
 from wio.models.spiffe import SpiffeID, TrustDomain
@@ -368,6 +368,7 @@ def test_dumped_state_is_json_of_pem_with_no_surprises() -> None:
     doc = json.loads(LocalCA.bootstrap(CONFIG, START).dump())
     assert set(doc) == {"kind", "version", "trustDomain", "active", "prepared", "retired"}
     assert doc["active"]["certificate"].startswith("-----BEGIN CERTIFICATE-----")
-    assert doc["active"]["privateKey"].startswith("-----BEGIN PRIVATE KEY-----")
+    key = PrivateKey.from_pem(doc["active"]["privateKey"].encode())
+    assert doc["active"]["privateKey"].encode() == key.to_pkcs8_pem()  # PKCS#8
     assert doc["prepared"] is None
     assert doc["retired"] == []

@@ -316,8 +316,7 @@ def test_x509svid_pem_layouts(issuer: Authority) -> None:
     chain = x509.load_pem_x509_certificates(svid.cert_chain_pem())
     assert chain == [cert, intermediate.cert]  # leaf first, then intermediates, no root
     bundle = svid.credential_bundle_pem()
-    assert bundle.startswith(b"-----BEGIN PRIVATE KEY-----")
-    assert bundle == svid.key_pem() + svid.cert_chain_pem()
+    assert bundle == svid.key_pem() + svid.cert_chain_pem()  # the key first
     assert serialization.load_pem_private_key(svid.key_pem(), None) is not None
     assert svid.serial_hex == format(cert.serial_number, "x")
     assert svid.spiffe_id == SPIFFE_ID

@@ -88,28 +88,35 @@ def secret_facts(
         now=now,
     )
     problem = next((r for r in (c(observed) for c in _CONTENT_CHECKS) if r is not None), None)
-    serial = spiffe_id = fingerprint = None
-    not_before = not_after = None
-    try:
-        cert = x509.load_pem_x509_certificate(data["tls.crt"])
-        serial = format(cert.serial_number, "x")
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-        fingerprint = public_key_fingerprint(cert.public_key())  # type: ignore[arg-type]
-        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
-        spiffe_id = uris[0] if len(uris) == 1 else None
-    except (KeyError, ValueError, TypeError, x509.ExtensionNotFound):
-        pass
+    cert = _leaf(data)
     return SecretFacts(
-        serial=serial,
-        spiffe_id=spiffe_id,
+        serial=format(cert.serial_number, "x") if cert else None,
+        spiffe_id=_single_uri_san(cert) if cert else None,
         problem=problem,
         has_token=bool(data.get("token")),
-        not_before=not_before,
-        not_after=not_after,
-        key_fingerprint=fingerprint,
+        not_before=cert.not_valid_before_utc if cert else None,
+        not_after=cert.not_valid_after_utc if cert else None,
+        key_fingerprint=public_key_fingerprint(cert.public_key()) if cert else None,  # type: ignore[arg-type]
         annotations={k: v for k, v in (annotations or {}).items() if k.startswith(_GROUP)},
     )
+
+
+def _leaf(data: Mapping[str, bytes]) -> x509.Certificate | None:
+    """The first certificate of ``tls.crt``; None when absent or unreadable (the content
+    checks have already named that problem)."""
+    try:
+        return x509.load_pem_x509_certificate(data["tls.crt"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _single_uri_san(cert: x509.Certificate) -> str | None:
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = sans.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if len(uris) == 1 else None
 
 
 def not_issued(s: IdentityState) -> ReissueReason | None:
