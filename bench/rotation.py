@@ -44,6 +44,7 @@ from bench.harness import (
     watch,
 )
 
+from wio.clock import parse_rfc3339
 from wio.errors import ApiNotFound
 from wio.k8s.access import ClusterAccess
 from wio.k8s.client import KubeClient
@@ -66,10 +67,6 @@ TARGETS = {
     "writes_per_rotation": ("<=", 2),
     "writes_per_revoke": ("<=", 3),
 }
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 def ready(obj: dict[str, Any]) -> bool:
@@ -217,8 +214,8 @@ async def phase_rotation(
                 lateness.append((now - renew_at[name]).total_seconds())
             if new_serial:
                 serial[name] = new_serial
-                renew_at[name] = parse_time(notes.get("identity.wio.dev/renew-at")) or now
-                not_after[name] = parse_time(notes.get("identity.wio.dev/not-after")) or now
+                renew_at[name] = parse_rfc3339(notes.get("identity.wio.dev/renew-at")) or now
+                not_after[name] = parse_rfc3339(notes.get("identity.wio.dev/not-after")) or now
 
     async def sweep() -> None:
         while True:
@@ -261,7 +258,7 @@ async def phase_restart(
         while True:
             now = dt.datetime.now(dt.UTC)
             rot = await snapshot(kube, "bench-rot")
-            if all((parse_time(s.get("renewalTime")) or now) > now for s in rot.values()):
+            if all((parse_rfc3339(s.get("renewalTime")) or now) > now for s in rot.values()):
                 return time.monotonic() - began
             await asyncio.sleep(0.25)
 

@@ -50,3 +50,19 @@ class FakeClock:
 def whole_seconds(when: dt.datetime) -> dt.datetime:
     """Truncate to whole seconds: stored times never carry fractions (STYLE.md #1)."""
     return when.replace(microsecond=0)
+
+
+def rfc3339(when: dt.datetime) -> str:
+    """A UTC time in whole seconds, as status fields, annotations and documents store it."""
+    return whole_seconds(when.astimezone(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(value: object) -> dt.datetime | None:
+    """An RFC 3339 time read back from an object; None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

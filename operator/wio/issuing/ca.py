@@ -39,7 +39,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from wio.clock import whole_seconds
+from wio.clock import rfc3339, whole_seconds
 from wio.errors import ConfigError, SignerRejected, SignerUnavailable, ValidationError
 from wio.issuing.keys import (
     KeyType,
@@ -286,7 +286,7 @@ class CAState:
             "retired": [
                 {
                     "certificate": r.cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-                    "publishUntil": _format_time(r.publish_until),
+                    "publishUntil": rfc3339(r.publish_until),
                 }
                 for r in self.retired
             ],
@@ -317,10 +317,6 @@ class CAState:
             _load_retired(item, f"caState.retired[{i}]") for i, item in enumerate(retired_doc)
         )
         return cls(trust_domain, active, prepared, retired)
-
-
-def _format_time(when: dt.datetime) -> str:
-    return whole_seconds(when.astimezone(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _string(doc: Mapping[str, Any], key: str, where: str = "caState") -> str:
@@ -407,12 +403,12 @@ def ca_rotation_action(state: CAState, now: dt.datetime) -> CARotationAction:
     if state.prepared is not None and now >= activate_at(active):
         return CARotationAction(
             CAActionKind.ACTIVATE,
-            f"a sixth of the active CA's life remains (since {_format_time(activate_at(active))})",
+            f"a sixth of the active CA's life remains (since {rfc3339(activate_at(active))})",
         )
     if state.prepared is None and now >= prepare_at(active):
         return CARotationAction(
             CAActionKind.PREPARE,
-            f"half the active CA's life has passed (since {_format_time(prepare_at(active))})",
+            f"half the active CA's life has passed (since {rfc3339(prepare_at(active))})",
         )
     expired = tuple(r.fingerprint for r in state.retired if now >= r.publish_until)
     if expired:

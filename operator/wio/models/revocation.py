@@ -15,23 +15,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from wio.clock import parse_rfc3339, rfc3339
 from wio.errors import ValidationError
 
 KINDS = ("x509", "jwt", "token", "lease")
 
 
-def _time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _parse_time(value: object, field: str) -> dt.datetime:
-    if not isinstance(value, str):
+    parsed = parse_rfc3339(value)
+    if parsed is None:
         raise ValidationError(field, "must be an RFC 3339 time")
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise ValidationError(field, "must be an RFC 3339 time") from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -59,8 +53,8 @@ class Revocation:
             "kind": self.kind,
             "id": self.id,
             "spiffeID": self.spiffe_id,
-            "revokedAt": _time(self.revoked_at),
-            "expiresAt": _time(self.expires_at),
+            "revokedAt": rfc3339(self.revoked_at),
+            "expiresAt": rfc3339(self.expires_at),
             "reason": self.reason,
         }
         if self.key_fingerprint:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
+from wio.clock import parse_rfc3339
 from wio.issuing.keys import public_key_fingerprint
 from wio.policy.rotation import (
     Observed,
@@ -150,11 +151,7 @@ def facts_from_annotations(annotations: Mapping[str, str]) -> SecretFacts:
     """What wio's own annotations say a Secret holds, before its content has been checked."""
 
     def when(name: str) -> dt.datetime | None:
-        value = annotations.get(f"{_GROUP}/{name}")
-        try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-        except ValueError:
-            return None
+        return parse_rfc3339(annotations.get(f"{_GROUP}/{name}"))
 
     return SecretFacts(
         serial=annotations.get(f"{_GROUP}/serial"),

@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from wio.clock import parse_rfc3339
 from wio.policy.rotation import ReissueReason
 
 _GROUP = "identity.wio.dev"
@@ -58,7 +59,7 @@ def credential_facts(
     source: Source, owner: str, data: Mapping[str, bytes], annotations: Mapping[str, str]
 ) -> CredentialFacts:
     """Judge a ScopedCredential Secret's content once, keeping only the verdict and the IDs."""
-    expires_at = _time(annotations.get(EXPIRES_ANNOTATION))
+    expires_at = parse_rfc3339(annotations.get(EXPIRES_ANNOTATION))
     if source is Source.TOKEN:
         token = data.get(TOKEN_KEY)
         if not token:
@@ -253,13 +254,3 @@ def live_leases(
     first: they are the closest to ending on their own)."""
     live = sorted(((exp, lid) for lid, exp in leases.items() if exp > now), reverse=True)
     return {lid: exp for exp, lid in live[:limit]}
-
-
-def _time(value: object) -> dt.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

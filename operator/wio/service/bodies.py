@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from wio.clock import rfc3339
 from wio.issuing.x509svid import X509SVID
 
 GROUP = "identity.wio.dev"
@@ -23,21 +24,6 @@ MANAGER = "wio"
 OWNER_LABEL = f"{GROUP}/workloadidentity"
 FINALIZER = f"{GROUP}/finalizer"
 ROTATE_ANNOTATION = f"{GROUP}/rotate"
-
-
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: object) -> dt.datetime | None:
-    """An RFC 3339 time from status or an annotation; None when absent or malformed."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wio.backends.protocols import JwtType, SvidRequest
-from wio.clock import Clock, whole_seconds
+from wio.clock import Clock, parse_rfc3339, rfc3339, whole_seconds
 from wio.config import AdminConfig
 from wio.errors import (
     PermanentError,
@@ -74,8 +74,6 @@ from wio.service.bodies import (
     identity_annotations,
     identity_secret_data,
     issued_status,
-    parse_time,
-    rfc3339,
     secret_manifest,
 )
 from wio.service.common import (
@@ -363,9 +361,9 @@ class IdentityService:
             stored_serial=status.get("serialNumber") or None,
             stored_spec_hash=status.get("specHash") or None,
             stored_secret_name=status.get("secretName") or None,
-            not_after=parse_time(status.get("notAfter")),
-            renewal_time=parse_time(status.get("renewalTime")),
-            token_renewal_time=parse_time(status.get("jwtRenewalTime")),
+            not_after=parse_rfc3339(status.get("notAfter")),
+            renewal_time=parse_rfc3339(status.get("renewalTime")),
+            token_renewal_time=parse_rfc3339(status.get("jwtRenewalTime")),
             forced_request=view.forced_request,
             forced_ack=status.get("lastForcedRotation") or None,
             secrets_synced=self.secrets.synced,
@@ -547,8 +545,8 @@ class IdentityService:
             status["lastForcedRotation"] = notes[f"{GROUP}/forced-rotation"]
         await self._write_status(view, now, status, _ready_conditions("Adopted", reason.message))
         log.info("adopted %s: %s", view.key, reason.message)
-        renewal = parse_time(status["renewalTime"])
-        token_renewal = parse_time(status["jwtRenewalTime"])
+        renewal = parse_rfc3339(status["renewalTime"])
+        token_renewal = parse_rfc3339(status["jwtRenewalTime"])
         due = min((t for t in (renewal, token_renewal) if t is not None), default=None)
         if due is not None:
             self.scheduler.schedule(view.key, due)
@@ -594,7 +592,7 @@ class IdentityService:
         }
         await self._write_status(view, now, status, [])
         self.metrics.rotations.labels("jwt", reason.reason, "success").inc()
-        renewal = parse_time(view.status.get("renewalTime"))
+        renewal = parse_rfc3339(view.status.get("renewalTime"))
         self.scheduler.schedule(view.key, min(t for t in (renewal, renew) if t is not None))
 
     def _renewal(self, not_before: dt.datetime, not_after: dt.datetime) -> dt.datetime:
@@ -625,7 +623,7 @@ class IdentityService:
             self.metrics.rotations.labels("x509", "Retry", "error").inc()
         else:
             self.metrics.issuances.labels("x509", "error").inc()
-        not_after = parse_time(view.status.get("notAfter"))
+        not_after = parse_rfc3339(view.status.get("notAfter"))
         still_valid = not_after is not None and now < not_after
         if retryable:
             delay = backoff(
@@ -698,7 +696,7 @@ class IdentityService:
         await self.kube.delete(secret_path(view.key.namespace, secret_name))
         entries: list[Revocation] = []
         serial = status.get("serialNumber")
-        not_after = parse_time(status.get("notAfter"))
+        not_after = parse_rfc3339(status.get("notAfter"))
         spiffe_id = status.get("spiffeID") or ""
         if serial and not_after and not_after > now:
             upstream = await self._revoke_upstream(view, serial)
@@ -715,7 +713,7 @@ class IdentityService:
                 )
             )
         jti = status.get("jwtID")
-        jwt_exp = parse_time(status.get("jwtExpiresAt"))
+        jwt_exp = parse_rfc3339(status.get("jwtExpiresAt"))
         if jti and jwt_exp and jwt_exp > now:
             entries.append(
                 Revocation(

@@ -53,7 +53,7 @@ from typing import Any
 
 from wio.backends.protocols import JwtType
 from wio.backends.vault_dynamic import DynamicSecret, VaultDynamicSecrets
-from wio.clock import Clock, whole_seconds
+from wio.clock import Clock, parse_rfc3339, rfc3339, whole_seconds
 from wio.config import AdminConfig
 from wio.errors import (
     PermanentError,
@@ -99,8 +99,6 @@ from wio.service.bodies import (
     Condition,
     Owner,
     condition,
-    parse_time,
-    rfc3339,
     secret_manifest,
 )
 from wio.service.common import (
@@ -416,8 +414,8 @@ class ScopedCredentialService:
             stored_subject=status.get("spiffeID") or None,
             stored_spec_hash=status.get("specHash") or None,
             stored_secret_name=status.get("secretName") or None,
-            expires_at=parse_time(status.get("expiresAt")),
-            renewal_time=parse_time(status.get("renewalTime")),
+            expires_at=parse_rfc3339(status.get("expiresAt")),
+            renewal_time=parse_rfc3339(status.get("renewalTime")),
             forced_request=view.forced_request,
             forced_ack=status.get("lastForcedRotation") or None,
             secrets_synced=self.secrets_synced,
@@ -609,10 +607,10 @@ class ScopedCredentialService:
         leases: dict[str, dt.datetime] = {}
         for item in status.get("retiredLeases") or []:
             if isinstance(item, Mapping):
-                expires = parse_time(item.get("expiresAt"))
+                expires = parse_rfc3339(item.get("expiresAt"))
                 if isinstance(item.get("leaseID"), str) and expires is not None:
                     leases[item["leaseID"]] = expires
-        current, expires = status.get("leaseID"), parse_time(status.get("leaseExpiresAt"))
+        current, expires = status.get("leaseID"), parse_rfc3339(status.get("leaseExpiresAt"))
         if isinstance(current, str) and current and expires is not None:
             leases[current] = expires
         return live_leases(leases, now, MAX_RETIRED_LEASES)
@@ -755,7 +753,7 @@ class ScopedCredentialService:
             self.metrics.rotations.labels(result_kind, "Retry", "error").inc()
         else:
             self.metrics.issuances.labels(result_kind, "error").inc()
-        expires = parse_time(view.status.get("expiresAt"))
+        expires = parse_rfc3339(view.status.get("expiresAt"))
         still_valid = expires is not None and now < expires
         delay = (
             backoff(attempts.failures, expires, now, self.rng, getattr(err, "retry_after", None))
@@ -870,7 +868,7 @@ class ScopedCredentialService:
         if is_vault:
             live.update(self._retired_leases(status, now))
         else:
-            jti, expires = status.get("jti"), parse_time(status.get("expiresAt"))
+            jti, expires = status.get("jti"), parse_rfc3339(status.get("expiresAt"))
             if isinstance(jti, str) and jti and expires is not None and expires > now:
                 live[jti] = expires
         if (
