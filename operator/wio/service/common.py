@@ -13,6 +13,9 @@ for doing that safely live here once:
   generation set, the view updated from the answer so the next decision sees what we wrote.
 - ``backoff``: exponential with full jitter, capped below a tenth of what validity is left,
   never shorter than a ``Retry-After``.
+- ``failure``: what a failed issuance means for the object: when to try again, the
+  conditions (Ready stays True while the old credential is valid) and whether to tell
+  anyone (an Event only when the error changes).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from wio.errors import ApiNotFound
+from wio.clock import rfc3339
+from wio.errors import ApiNotFound, SignerRejected, SignerUnavailable, WioError
 from wio.k8s.client import KubeClient, custom_path
 from wio.service.bodies import Condition, merge_conditions
 from wio.service.views import IdentityView, ObjectKey
@@ -125,3 +129,47 @@ def backoff(
     if retry_after is not None:
         delay = max(delay, dt.timedelta(seconds=retry_after))
     return max(delay, dt.timedelta(seconds=1))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How one failed issuance is reported and retried."""
+
+    retry_at: dt.datetime
+    message: str
+    conditions: list[Condition]
+    signer_problem: bool
+    event_reason: str | None  # None: the same error as last time, already told
+
+
+def failure(
+    err: WioError,
+    attempts: Attempts,
+    valid_until: dt.datetime | None,
+    now: dt.datetime,
+    rng: random.Random,
+    *,
+    retryable: bool,
+) -> Failure:
+    """Count the attempt and decide the retry time, conditions and Event of a failure."""
+    attempts.failures += 1
+    signer_problem = isinstance(err, SignerUnavailable | SignerRejected)
+    if retryable:
+        delay = backoff(attempts.failures, valid_until, now, rng, getattr(err, "retry_after", None))
+    else:
+        delay = PERMANENT_RETRY
+    message = f"{err} (attempt {attempts.failures}; next try in {int(delay.total_seconds())}s)"
+    conditions = [Condition("Issuing", False, "Failed", message)]
+    if signer_problem:
+        conditions.append(Condition("SignerAvailable", False, type(err).__name__, str(err)))
+    if valid_until is not None and now < valid_until:
+        valid = f"current credential valid until {rfc3339(valid_until)}"
+        conditions.append(Condition("Ready", True, "Valid", valid))
+    else:
+        reason = "Expired" if valid_until else "NotIssued"
+        conditions.append(Condition("Ready", False, reason, message))
+    event_reason = None
+    if attempts.last_reason != str(err):
+        attempts.last_reason = str(err)
+        event_reason = "SignerError" if signer_problem else "IssueFailed"
+    return Failure(now + delay, message, conditions, signer_problem, event_reason)

@@ -34,7 +34,6 @@ from wio.config import AdminConfig
 from wio.errors import (
     PermanentError,
     RetryableError,
-    SignerUnavailable,
     ValidationError,
     WioError,
 )
@@ -77,11 +76,10 @@ from wio.service.bodies import (
     secret_manifest,
 )
 from wio.service.common import (
-    PERMANENT_RETRY,
     UPSTREAM_REVOKE_TIMEOUT,
     Attempts,
     accept_event,
-    backoff,
+    failure,
     older,
     wants_work,
     write_status,
@@ -614,50 +612,23 @@ class IdentityService:
         retryable: bool,
     ) -> None:
         attempts = self._attempts.setdefault(view.key, Attempts())
-        attempts.failures += 1
-        signer_problem = isinstance(err, SignerUnavailable) or "Signer" in type(err).__name__
-        reason = type(err).__name__
-        if signer_problem:
-            self.metrics.signer_errors.labels(spec.signer, reason).inc()
+        not_after = parse_rfc3339(view.status.get("notAfter"))
+        outcome = failure(err, attempts, not_after, now, self.rng, retryable=retryable)
+        if outcome.signer_problem:
+            self.metrics.signer_errors.labels(spec.signer, type(err).__name__).inc()
         if view.status.get("serialNumber"):
             self.metrics.rotations.labels("x509", "Retry", "error").inc()
         else:
             self.metrics.issuances.labels("x509", "error").inc()
-        not_after = parse_rfc3339(view.status.get("notAfter"))
-        still_valid = not_after is not None and now < not_after
-        if retryable:
-            delay = backoff(
-                attempts.failures, not_after, now, self.rng, getattr(err, "retry_after", None)
-            )
-        else:
-            delay = PERMANENT_RETRY
-        self.scheduler.schedule(view.key, now + delay)
-        message = f"{err} (attempt {attempts.failures}; next try in {int(delay.total_seconds())}s)"
-        conditions = [Condition("Issuing", False, "Failed", message)]
-        if signer_problem:
-            conditions.append(Condition("SignerAvailable", False, reason, str(err)))
-        if still_valid and not_after is not None:
-            conditions.append(
-                Condition(
-                    "Ready", True, "Valid", f"current credential valid until {rfc3339(not_after)}"
-                )
-            )
-        else:
-            conditions.append(
-                Condition("Ready", False, "Expired" if not_after else "NotIssued", message)
-            )
+        if not_after is None or now >= not_after:
             self.metrics.set_ready(view.key.namespace, view.key.name, False)
-        if attempts.last_reason != str(err):
-            attempts.last_reason = str(err)
-            self.events.record(
-                self._owner(view).event_reference(),
-                "Warning",
-                "SignerError" if signer_problem else "IssueFailed",
-                message,
-            )
-        log.warning("issuing %s failed: %s", view.key, message)
+        self.scheduler.schedule(view.key, outcome.retry_at)
+        if outcome.event_reason:
+            owner = self._owner(view).event_reference()
+            self.events.record(owner, "Warning", outcome.event_reason, outcome.message)
+        log.warning("issuing %s failed: %s", view.key, outcome.message)
         try:
-            await self._write_conditions(view, now, conditions)
+            await self._write_conditions(view, now, outcome.conditions)
         except WioError as status_err:
             log.warning("could not record the failure on %s: %s", view.key, status_err)
 

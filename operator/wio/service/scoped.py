@@ -59,7 +59,6 @@ from wio.errors import (
     PermanentError,
     RetryableError,
     SignerRejected,
-    SignerUnavailable,
     ValidationError,
     WioError,
 )
@@ -102,11 +101,10 @@ from wio.service.bodies import (
     secret_manifest,
 )
 from wio.service.common import (
-    PERMANENT_RETRY,
     UPSTREAM_REVOKE_TIMEOUT,
     Attempts,
     accept_event,
-    backoff,
+    failure,
     older,
     wants_work,
     write_status,
@@ -742,47 +740,22 @@ class ScopedCredentialService:
         retryable: bool,
     ) -> None:
         attempts = self._attempts.setdefault(view.key, Attempts())
-        attempts.failures += 1
-        signer_problem = isinstance(err, SignerUnavailable | SignerRejected)
-        reason = type(err).__name__
-        if signer_problem:
-            signer = "vault" if source is Source.VAULT else "jwt"
-            self.metrics.signer_errors.labels(signer, reason).inc()
-        result_kind = source.value
-        if view.status.get("jti") or view.status.get("leaseID"):
-            self.metrics.rotations.labels(result_kind, "Retry", "error").inc()
-        else:
-            self.metrics.issuances.labels(result_kind, "error").inc()
         expires = parse_rfc3339(view.status.get("expiresAt"))
-        still_valid = expires is not None and now < expires
-        delay = (
-            backoff(attempts.failures, expires, now, self.rng, getattr(err, "retry_after", None))
-            if retryable
-            else PERMANENT_RETRY
-        )
-        self.scheduler.schedule(view.key, now + delay)
-        message = f"{err} (attempt {attempts.failures}; next try in {int(delay.total_seconds())}s)"
-        conditions = [Condition("Issuing", False, "Failed", message)]
-        if signer_problem:
-            conditions.append(Condition("SignerAvailable", False, reason, str(err)))
-        if still_valid and expires is not None:
-            valid = f"current credential valid until {rfc3339(expires)}"
-            conditions.append(Condition("Ready", True, "Valid", valid))
+        outcome = failure(err, attempts, expires, now, self.rng, retryable=retryable)
+        if outcome.signer_problem:
+            signer = "vault" if source is Source.VAULT else "jwt"
+            self.metrics.signer_errors.labels(signer, type(err).__name__).inc()
+        if view.status.get("jti") or view.status.get("leaseID"):
+            self.metrics.rotations.labels(source.value, "Retry", "error").inc()
         else:
-            conditions.append(
-                Condition("Ready", False, "Expired" if expires else "NotIssued", message)
-            )
-        if attempts.last_reason != str(err):
-            attempts.last_reason = str(err)
-            self.events.record(
-                self._owner(view).event_reference(),
-                "Warning",
-                "SignerError" if signer_problem else "IssueFailed",
-                message,
-            )
-        log.warning("issuing %s failed: %s", view.key, message)
+            self.metrics.issuances.labels(source.value, "error").inc()
+        self.scheduler.schedule(view.key, outcome.retry_at)
+        if outcome.event_reason:
+            owner = self._owner(view).event_reference()
+            self.events.record(owner, "Warning", outcome.event_reason, outcome.message)
+        log.warning("issuing %s failed: %s", view.key, outcome.message)
         try:
-            await self._write_status(view, now, {}, conditions)
+            await self._write_status(view, now, {}, outcome.conditions)
         except WioError as status_err:
             log.warning("could not record the failure on %s: %s", view.key, status_err)
 
