@@ -22,13 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kopf
 import yaml
 
+from wio import handlers
 from wio.clock import Clock, SystemClock
 from wio.config import AdminConfig, load_config
 from wio.errors import ConfigError, WioError
-from wio.handlers import build_registry
 from wio.k8s.access import ClusterAccess, discover
 from wio.k8s.client import KubeClient
 from wio.metrics import Metrics
@@ -107,14 +106,12 @@ async def run_operator(
         runner = await serve(app, config.http_host, config.http_port)
     trimmer = asyncio.create_task(_return_freed_memory(), name="wio-malloc-trim")
     try:
-        await kopf.operator(
-            registry=build_registry(start_runtime, access),
-            clusterwide=not config.watch_namespaces,
-            namespaces=list(config.watch_namespaces),
+        await handlers.run(
+            start_runtime,
+            access,
+            namespaces=config.watch_namespaces,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
-            memo=kopf.Memo(),
-            standalone=True,
         )
     finally:
         trimmer.cancel()

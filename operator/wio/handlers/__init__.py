@@ -10,8 +10,10 @@ named after our API group. wio's exceptions become Kopf's in exactly one place,
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -132,3 +134,24 @@ def build_registry(
         memo.runtime.scoped.requeue((event["object"].get("metadata") or {}).get("name", ""))
 
     return registry
+
+
+async def run(
+    start_runtime: Callable[[], Awaitable[Runtime]],
+    access: ClusterAccess,
+    *,
+    namespaces: Sequence[str],
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Run Kopf with wio's handlers until ``stop_flag`` is set: cluster-wide, or only in
+    ``namespaces``. Single replica (``standalone``): no peering objects."""
+    await kopf.operator(
+        registry=build_registry(start_runtime, access),
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        memo=kopf.Memo(),
+        standalone=True,
+    )

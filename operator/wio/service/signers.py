@@ -44,6 +44,7 @@ class SignerSet:
         self._signers = dict(signers)
         self._bundle: list[x509.Certificate] = []
         self._bundle_at = float("-inf")
+        self._bundle_pem: tuple[list[x509.Certificate] | None, bytes] = (None, b"")
         self._jwks: list[dict[str, Any]] = []
         self._jwks_at = float("-inf")
 
@@ -77,7 +78,10 @@ class SignerSet:
         return self._bundle
 
     async def trust_bundle_pem(self) -> bytes:
-        return pem_bundle(await self.trust_bundle())
+        bundle = await self.trust_bundle()
+        if self._bundle_pem[0] is not bundle:
+            self._bundle_pem = (bundle, pem_bundle(bundle))
+        return self._bundle_pem[1]
 
     async def jwt_public_jwks(self) -> list[dict[str, Any]]:
         if time.monotonic() - self._jwks_at > BUNDLE_TTL_SECONDS:

@@ -54,6 +54,7 @@ class TrustPublisher:
         self._published: dict[str, str] = {}  # namespace -> content hash
         self._wanted: set[str] = set()
         self._previous: SpiffeBundle | None = None
+        self._built_from: tuple[list[Any], list[Any]] | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.publishes = 0
@@ -105,13 +106,21 @@ class TrustPublisher:
         return json.dumps(oidc_jwks(await self._signers.jwt_public_jwks()), sort_keys=True).encode()
 
     async def _spiffe_bundle(self) -> SpiffeBundle:
-        bundle = build_spiffe_bundle(
-            await self._signers.trust_bundle(),
-            await self._signers.jwt_public_jwks(),
-            previous=self._previous,
-        )
-        self._previous = bundle
-        return bundle
+        roots = await self._signers.trust_bundle()
+        jwks = await self._signers.jwt_public_jwks()
+        # Every issuance puts the bundle into its Secret: rebuild it only when the signers
+        # handed out new lists (they cache theirs), not once per credential.
+        built_from = self._built_from
+        if (
+            self._previous is not None
+            and built_from
+            and built_from[0] is roots
+            and built_from[1] is jwks
+        ):
+            return self._previous
+        self._previous = build_spiffe_bundle(roots, jwks, previous=self._previous)
+        self._built_from = (roots, jwks)
+        return self._previous
 
     async def _content(self) -> dict[str, bytes]:
         return {
