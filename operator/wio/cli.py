@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -25,12 +26,13 @@ from typing import Any
 import yaml
 
 from wio import handlers
-from wio.clock import Clock, SystemClock
+from wio.clock import Clock, SystemClock, rfc3339
 from wio.config import AdminConfig, load_config
 from wio.errors import ConfigError, WioError
 from wio.k8s.access import ClusterAccess, discover
-from wio.k8s.client import KubeClient
+from wio.k8s.client import KubeClient, secret_path
 from wio.metrics import Metrics
+from wio.service.rollover import DISTRUST_CA, DISTRUST_JWT, ROLLOVER_CA, ROLLOVER_JWT
 from wio.service.runtime import KubeFactory, Runtime
 from wio.web import build_app, serve
 
@@ -334,6 +336,45 @@ def _wait_crds(access: ClusterAccess, names: list[str], timeout: float = 30.0) -
     asyncio.run(wait())
 
 
+def _cmd_rollover(args: argparse.Namespace) -> int:
+    """Ask the running operator for a key rollover by annotating its signer Secret."""
+    try:
+        access = discover(args.kubeconfig)
+    except ConfigError as err:
+        print(f"wio: {err}", file=sys.stderr)
+        return 2
+    annotation = {
+        ("ca", False): ROLLOVER_CA,
+        ("ca", True): DISTRUST_CA,
+        ("jwt", False): ROLLOVER_JWT,
+        ("jwt", True): DISTRUST_JWT,
+    }[(args.key, args.distrust)]
+    request = f"{rfc3339(SystemClock().now())}-{secrets.token_hex(3)}"
+
+    async def annotate() -> None:
+        kube = KubeClient(access)
+        try:
+            await kube.merge_patch(
+                secret_path(args.namespace, args.secret),
+                {"metadata": {"annotations": {annotation: request}}},
+            )
+        finally:
+            await kube.close()
+
+    try:
+        asyncio.run(annotate())
+    except WioError as err:
+        print(f"wio: could not request the rollover: {err}", file=sys.stderr)
+        return 1
+    what = "distrust" if args.distrust else "rollover"
+    print(f"requested {args.key} {what} {request} on Secret {args.namespace}/{args.secret}")
+    print(
+        f"follow it with: kubectl -n {args.namespace} get events "
+        f"--field-selector involvedObject.name={args.secret}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wio", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -344,8 +385,22 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--config", default=os.environ.get("WIO_CONFIG"))
     dev.add_argument("--kubeconfig", default=None, help="use this cluster instead of a local one")
     dev.add_argument("--http-port", type=int, default=0)
+    rollover = sub.add_parser(
+        "rollover",
+        help="ask the operator to roll its local CA or JWT key over (publish, then sign)",
+    )
+    rollover.add_argument("key", choices=("ca", "jwt"))
+    rollover.add_argument(
+        "--distrust",
+        action="store_true",
+        help="emergency: stop trusting the current key now and re-issue all it signed",
+    )
+    rollover.add_argument("--kubeconfig", default=None)
+    rollover.add_argument("--namespace", default=AdminConfig.operator_namespace)
+    rollover.add_argument("--secret", default=AdminConfig.local_ca_secret)
     args = parser.parse_args(argv)
-    return int(_cmd_run(args) if args.command == "run" else _cmd_dev(args))
+    commands = {"run": _cmd_run, "dev": _cmd_dev, "rollover": _cmd_rollover}
+    return int(commands[args.command](args))
 
 
 if __name__ == "__main__":

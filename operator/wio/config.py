@@ -27,6 +27,7 @@ The YAML file uses camelCase keys, as a Helm values block would::
     maxJwtTTL: 1h
     maxTokenTTL: 1h
     caLifetime: 8760h
+    rolloverPublishDelay: 10m      # a new CA or JWT key is published this long before it signs
     rateLimits: {issuancePerSecond: 100, issuanceBurst: 200, maxInflightWrites: 32,
                  introspectionPerSecond: 20, introspectionBurst: 40}
     vault:                         # ScopedCredential dynamic secrets; omitted: none are read
@@ -91,6 +92,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_SIGNERS = 64  # a handful is normal; more is a templating accident
 MAX_VAULT_TIMEOUT = timedelta(minutes=5)
 MAX_SKEW = timedelta(minutes=5)
+MAX_ROLLOVER_PUBLISH_DELAY = timedelta(days=7)  # longer is a typo, not a plan
 
 # Mount paths and role/key names as the Vault backends accept them (wio.backends.vault keeps
 # its own copy: this layer may not import the backends).
@@ -481,6 +483,11 @@ class AdminConfig:
     #: at least 6 x ``max_x509_ttl`` so that CA rotation never cuts a leaf short; policies
     #: can never allow leaves longer than ``ca_lifetime / 6``.
     ca_lifetime: timedelta = timedelta(days=365)
+    #: How long a new local CA or JWT key is published before it signs, in a rollover asked
+    #: for on demand (default 10m): kubelet refreshes mounted ConfigMaps within about a
+    #: minute and JWKS caches commonly keep keys for 5 minutes, so every verifier knows the
+    #: new key before it sees anything signed by it. A distrust (emergency) skips it.
+    rollover_publish_delay: timedelta = timedelta(minutes=10)
     #: Issuances per second, sustained (token bucket; default 100). Bounds the load a restart
     #: or a mass apply puts on the API server and the signer (each issuance is three writes);
     #: 100/s issues a thousand identities within the 15 s the design asks for. RSA keys
@@ -591,9 +598,15 @@ class AdminConfig:
             ("maxJwtTTL", self.max_jwt_ttl),
             ("maxTokenTTL", self.max_token_ttl),
             ("caLifetime", self.ca_lifetime),
+            ("rolloverPublishDelay", self.rollover_publish_delay),
         ):
             if not isinstance(value, timedelta) or value.microseconds:
                 raise ConfigError(where, "must be a duration of whole seconds")
+        if not timedelta(0) <= self.rollover_publish_delay <= MAX_ROLLOVER_PUBLISH_DELAY:
+            raise ConfigError(
+                "rolloverPublishDelay",
+                f"must be between 0s and {format_duration(MAX_ROLLOVER_PUBLISH_DELAY)}",
+            )
         if not timedelta(0) <= self.skew <= MAX_SKEW:
             raise ConfigError("skew", f"must be between 0s and {format_duration(MAX_SKEW)}")
         if self.min_ttl < MIN_TTL:
@@ -876,6 +889,7 @@ _TOP_LEVEL = (
     "maxJwtTTL",
     "maxTokenTTL",
     "caLifetime",
+    "rolloverPublishDelay",
     "rateLimits",
     "http",
     "logLevel",
@@ -923,10 +937,13 @@ def _build(document: object) -> AdminConfig:
         "maxJwtTTL": "max_jwt_ttl",
         "maxTokenTTL": "max_token_ttl",
         "caLifetime": "ca_lifetime",
+        "rolloverPublishDelay": "rollover_publish_delay",
     }
     for key, attribute in durations.items():
         if key in doc:
-            options[attribute] = _duration(doc, key, "", allow_zero=key == "skew")
+            options[attribute] = _duration(
+                doc, key, "", allow_zero=key in ("skew", "rolloverPublishDelay")
+            )
     strings = {
         "operatorNamespace": "operator_namespace",
         "logLevel": "log_level",

@@ -79,6 +79,25 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.key_rollovers = Counter(
+            "wio_key_rollovers_total",
+            "Local signing-key changes, by key (ca, jwt) and step (scheduled, activated, "
+            "distrusted, retired).",
+            ["key", "step"],
+            registry=r,
+        )
+        self.untrusted_credentials = Gauge(
+            "wio_untrusted_credentials",
+            "Credentials in Secrets whose CA or JWT key is no longer trusted, still to be "
+            "re-issued after a distrust (0 when none).",
+            registry=r,
+        )
+        self.key_activation = Gauge(
+            "wio_signing_key_activation_timestamp_seconds",
+            "When a scheduled rollover activates the next key (Unix time), by key.",
+            ["key"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "wio_workqueue_depth", "Objects waiting for or under reconciliation.", registry=r
         )

@@ -366,7 +366,15 @@ def test_issue_from_csr_refuses_keys_wio_does_not_issue() -> None:
 
 def test_dumped_state_is_json_of_pem_with_no_surprises() -> None:
     doc = json.loads(LocalCA.bootstrap(CONFIG, START).dump())
-    assert set(doc) == {"kind", "version", "trustDomain", "active", "prepared", "retired"}
+    assert set(doc) == {
+        "kind",
+        "version",
+        "trustDomain",
+        "active",
+        "prepared",
+        "retired",
+        "activateAt",
+    }
     assert doc["active"]["certificate"].startswith("-----BEGIN CERTIFICATE-----")
     key = PrivateKey.from_pem(doc["active"]["privateKey"].encode())
     assert doc["active"]["privateKey"].encode() == key.to_pkcs8_pem()  # PKCS#8

@@ -115,7 +115,7 @@ def test_reissue_checks_fire_in_order(changes: dict[str, object], reason: str | 
 def test_the_first_check_wins() -> None:
     state = _state(stored_id=None, secret=None, now=LATER)
     assert reissue_reason(state).reason == "NotIssued"  # type: ignore[union-attr]
-    assert len(CHECKS) == 10
+    assert len(CHECKS) == 11
 
 
 def test_a_due_lease_is_renewed_only_when_renewable_and_merely_due() -> None:

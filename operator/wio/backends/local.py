@@ -29,7 +29,7 @@ from wio.backends.protocols import (
     Unsupported,
     jws_header,
 )
-from wio.issuing.ca import CARotationAction, LocalCA, activate_at, prepare_at
+from wio.issuing.ca import CARotationAction, LocalCA, prepare_at, prepared_activation
 from wio.issuing.jwt import JwtKeyRing, SigningKey, sign_jws
 from wio.issuing.x509svid import Issued
 
@@ -106,6 +106,24 @@ class LocalAuthority:
             self._next_rotation_check = _next_rotation_check(self._ca)
             return taken
 
+    @property
+    def next_rotation_check(self) -> dt.datetime:
+        """When the next rotation step can become due (see ``_next_rotation_check``)."""
+        return self._next_rotation_check
+
+    async def update(
+        self, change: Callable[[LocalCA], LocalCA], persist: CAStateListener
+    ) -> LocalCA:
+        """Apply an admin-requested ``change`` (rollover, distrust): persisted through
+        ``persist`` before the new CA signs anything. Returns the CA now in use."""
+        async with self._rotation_lock:
+            changed = change(self._ca)
+            if changed is not self._ca:
+                await persist(changed.dump())
+                self._ca = changed
+                self._next_rotation_check = _next_rotation_check(changed)
+            return self._ca
+
     async def revoke(self, serial_hex: str) -> None:
         raise Unsupported(
             f"signer {self._name!r} (local CA) has no upstream revocation; "
@@ -125,7 +143,7 @@ def _next_rotation_check(ca: LocalCA) -> dt.datetime:
     datetime instead of re-deriving the policy on every signature.
     """
     state = ca.state
-    due = [activate_at(state.active) if state.prepared is not None else prepare_at(state.active)]
+    due = [prepared_activation(state) if state.prepared is not None else prepare_at(state.active)]
     due.extend(r.publish_until for r in state.retired)
     return min(due)
 
@@ -179,10 +197,17 @@ class LocalJwtSigner:
         await self._replace(lambda ring: ring.prune(now))
 
     async def _replace(self, change: Callable[[JwtKeyRing], JwtKeyRing]) -> None:
+        await self.update(change, self._on_change)
+
+    async def update(
+        self, change: Callable[[JwtKeyRing], JwtKeyRing], persist: KeyRingListener | None
+    ) -> JwtKeyRing:
+        """Apply ``change``; persisted through ``persist`` before the new ring signs anything.
+        Returns the ring now in use."""
         async with self._lock:
             new_ring = change(self._ring)
-            if new_ring is self._ring:
-                return
-            if self._on_change is not None:
-                await self._on_change(new_ring)
-            self._ring = new_ring
+            if new_ring is not self._ring:
+                if persist is not None:
+                    await persist(new_ring)
+                self._ring = new_ring
+            return self._ring

@@ -14,8 +14,15 @@ signed has expired) is a pure function of the state and ``now``:
   published in the trust bundle, but signs nothing yet;
 - **activate** when a sixth of the active CA's life remains: the prepared root
   starts signing and the old one is retired, still published;
-- **retire** a retired CA once its notAfter has passed. Leaves are capped at
-  their issuer's notAfter, so by then every leaf it signed has expired.
+- **retire** a retired CA once every leaf it signed has expired: leaves are capped at
+  their issuer's notAfter and at ``max_leaf_ttl``, so that is the earlier of the two,
+  counted from the activation of its successor.
+
+Admins can also ask for a rollover at any time (``schedule_rollover``): a new root is
+published now and activated ``publish_for`` later, once verifiers have had time to fetch it.
+When a CA key must no longer be trusted (``distrust``), a fresh root signs from now on and the
+active and prepared roots leave the trust bundle at once; the service then re-issues every
+leaf that chained to them.
 
 The CA lifetime must be at least six times the longest leaf TTL, so the last
 sixth of a CA's life (after activation of its successor) always covers a
@@ -251,8 +258,13 @@ class CAState:
     active: CAKeyPair
     prepared: CAKeyPair | None = None
     retired: tuple[RetiredCA, ...] = ()
+    # An on-demand rollover activates the prepared root at this time instead of at
+    # ``activate_at(active)`` (whichever comes first).
+    activate_prepared_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.activate_prepared_at is not None and self.prepared is None:
+            raise ValidationError("caState.activateAt", "set only while a next CA is prepared")
         signers = {"active": self.active, "prepared": self.prepared}
         for where, pair in signers.items():
             if pair is not None and not _ca_trust_domain_ok(pair.cert, self.trust_domain):
@@ -283,6 +295,9 @@ class CAState:
             "trustDomain": self.trust_domain.name,
             "active": pair(self.active),
             "prepared": pair(self.prepared) if self.prepared is not None else None,
+            "activateAt": (
+                rfc3339(self.activate_prepared_at) if self.activate_prepared_at else None
+            ),
             "retired": [
                 {
                     "certificate": r.cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
@@ -316,7 +331,14 @@ class CAState:
         retired = tuple(
             _load_retired(item, f"caState.retired[{i}]") for i, item in enumerate(retired_doc)
         )
-        return cls(trust_domain, active, prepared, retired)
+        activate = doc.get("activateAt")
+        return cls(
+            trust_domain,
+            active,
+            prepared,
+            retired,
+            None if activate is None else _load_time(activate, "caState.activateAt"),
+        )
 
 
 def _string(doc: Mapping[str, Any], key: str, where: str = "caState") -> str:
@@ -348,11 +370,14 @@ def _load_retired(doc: object, where: str) -> RetiredCA:
     if not isinstance(doc, dict):
         raise ValidationError(where, "must be an object with certificate and publishUntil")
     cert = _load_cert(_string(doc, "certificate", where), f"{where}.certificate")
+    return RetiredCA(cert, _load_time(_string(doc, "publishUntil", where), f"{where}.publishUntil"))
+
+
+def _load_time(value: object, where: str) -> dt.datetime:
     try:
-        until = dt.datetime.strptime(_string(doc, "publishUntil", where), "%Y-%m-%dT%H:%M:%SZ")
+        return dt.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError as err:
-        raise ValidationError(f"{where}.publishUntil", "must be YYYY-MM-DDTHH:MM:SSZ") from err
-    return RetiredCA(cert, until.replace(tzinfo=dt.UTC))
+        raise ValidationError(where, "must be YYYY-MM-DDTHH:MM:SSZ") from err
 
 
 # ---------------------------------------------------------------- rotation policy
@@ -391,6 +416,14 @@ def activate_at(active: CAKeyPair) -> dt.datetime:
     return active.not_after - active.lifetime * ACTIVATE_WHEN_REMAINING_FRACTION
 
 
+def prepared_activation(state: CAState) -> dt.datetime:
+    """When the prepared root of ``state`` starts signing: the natural time or, after an
+    on-demand rollover, the requested one, whichever comes first."""
+    natural = activate_at(state.active)
+    requested = state.activate_prepared_at
+    return natural if requested is None else min(natural, requested)
+
+
 def ca_rotation_action(state: CAState, now: dt.datetime) -> CARotationAction:
     """The next rotation step for ``state`` at ``now``; pure. Apply it and ask again until NONE.
 
@@ -400,11 +433,13 @@ def ca_rotation_action(state: CAState, now: dt.datetime) -> CARotationAction:
     if now.tzinfo is None:
         raise ValidationError("now", "time must be timezone-aware")
     active = state.active
-    if state.prepared is not None and now >= activate_at(active):
-        return CARotationAction(
-            CAActionKind.ACTIVATE,
-            f"a sixth of the active CA's life remains (since {rfc3339(activate_at(active))})",
-        )
+    if state.prepared is not None and now >= prepared_activation(state):
+        if state.activate_prepared_at is not None and now >= state.activate_prepared_at:
+            why = "the rollover's publication period"
+            since = state.activate_prepared_at
+        else:
+            why, since = "a sixth of the active CA's life", activate_at(active)
+        return CARotationAction(CAActionKind.ACTIVATE, f"{why} has passed (since {rfc3339(since)})")
     if state.prepared is None and now >= prepare_at(active):
         return CARotationAction(
             CAActionKind.PREPARE,
@@ -450,12 +485,19 @@ def apply_rotation(
             if state.prepared is None:
                 raise ValidationError("action", "no prepared CA to activate")
             old = state.active
-            # Leaves are capped at their issuer's notAfter, so the old root is
-            # needed exactly until then; an already-expired one is dropped now.
+            # Leaves are capped at their issuer's notAfter and at max_leaf_ttl, so the old
+            # root is needed until the earlier of the two; an expired one is dropped now.
             retired = state.retired
-            if old.not_after > now:
-                retired = (*retired, RetiredCA(old.cert, old.not_after))
-            return replace(state, active=state.prepared, prepared=None, retired=retired)
+            until = min(old.not_after, whole_seconds(now) + config.max_leaf_ttl + config.skew)
+            if until > now:
+                retired = (*retired, RetiredCA(old.cert, until))
+            return replace(
+                state,
+                active=state.prepared,
+                prepared=None,
+                retired=retired,
+                activate_prepared_at=None,
+            )
         case CAActionKind.RETIRE:
             known = {r.fingerprint for r in state.retired}
             unknown = [f for f in action.retire if f not in known]
@@ -465,6 +507,54 @@ def apply_rotation(
             return replace(
                 state, retired=tuple(r for r in state.retired if r.fingerprint not in drop)
             )
+
+
+def schedule_rollover(
+    state: CAState,
+    now: dt.datetime,
+    publish_for: dt.timedelta,
+    config: CAConfig,
+    *,
+    key_factory: Callable[[], PrivateKey] = _new_ca_key,
+    randbits: Callable[[int], int] = secrets.randbits,
+) -> CAState:
+    """An on-demand rollover: a successor published from ``now`` (an already prepared one is
+    kept: it has been published longer) that activates ``publish_for`` later."""
+    if publish_for < dt.timedelta(0):
+        raise ValidationError("publishFor", "must not be negative")
+    if state.prepared is None:
+        state = apply_rotation(
+            state,
+            CARotationAction(CAActionKind.PREPARE),
+            now,
+            config,
+            key_factory=key_factory,
+            randbits=randbits,
+        )
+    return replace(state, activate_prepared_at=whole_seconds(now) + publish_for)
+
+
+def distrust(
+    state: CAState,
+    now: dt.datetime,
+    config: CAConfig,
+    *,
+    key_factory: Callable[[], PrivateKey] = _new_ca_key,
+    randbits: Callable[[int], int] = secrets.randbits,
+) -> CAState:
+    """Emergency: a fresh root signs from ``now``; the active and prepared roots (their keys
+    were stored together, so neither can be trusted) leave the trust bundle at once. Retired
+    roots, whose keys were never kept, stay published until their leaves expire."""
+    fresh = make_root_ca(
+        state.trust_domain,
+        now=now,
+        lifetime=config.lifetime,
+        key=key_factory(),
+        skew=config.skew,
+        organization=config.organization,
+        randbits=randbits,
+    )
+    return CAState(state.trust_domain, fresh, None, state.retired)
 
 
 # ---------------------------------------------------------------- the CA
@@ -552,6 +642,25 @@ class LocalCA:
             randbits=self.randbits,
         )
         return self if new_state is self.state else replace(self, state=new_state)
+
+    def schedule_rollover(self, now: dt.datetime, publish_for: dt.timedelta) -> LocalCA:
+        """Publish a successor now and activate it ``publish_for`` later."""
+        state = schedule_rollover(
+            self.state,
+            now,
+            publish_for,
+            self.config,
+            key_factory=self.key_factory,
+            randbits=self.randbits,
+        )
+        return replace(self, state=state)
+
+    def distrust(self, now: dt.datetime) -> LocalCA:
+        """Sign with a fresh root from now on; stop publishing the active and prepared ones."""
+        state = distrust(
+            self.state, now, self.config, key_factory=self.key_factory, randbits=self.randbits
+        )
+        return replace(self, state=state)
 
     def rotate(self, now: dt.datetime) -> tuple[LocalCA, tuple[CARotationAction, ...]]:
         """Apply rotation steps until none is due; returns the new CA and the steps taken."""

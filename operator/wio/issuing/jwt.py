@@ -16,6 +16,8 @@ for key selection (``jwk``, ``jku``, ``x5c``...) ever leaves this module.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import enum
 import hashlib
@@ -277,9 +279,15 @@ class JwtKeyRing:
     active: SigningKey
     retired: tuple[RetiredKey, ...] = ()
     staged: SigningKey | None = None
+    # When the staged key starts signing (an on-demand rollover); None: when told to.
+    activate_staged_at: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "retired", tuple(self.retired))
+        if self.activate_staged_at is not None:
+            if self.staged is None:
+                raise ValidationError("keyRing.activateAt", "set only while a key is staged")
+            _require_aware(self.activate_staged_at, "activate_staged_at")
         kids = [k.kid for k in self.published_keys()]
         if len(kids) != len(set(kids)):
             raise ValidationError("keyRing", "a kid appears more than once in the key ring")
@@ -289,11 +297,31 @@ class JwtKeyRing:
         staged = (self.staged,) if self.staged is not None else ()
         return (self.active, *staged, *(r.key for r in self.retired))
 
-    def stage(self, next_key: SigningKey) -> JwtKeyRing:
-        """A ring that publishes ``next_key`` without signing with it yet."""
+    def stage(self, next_key: SigningKey, activate_at: dt.datetime | None = None) -> JwtKeyRing:
+        """A ring that publishes ``next_key`` without signing with it yet; with
+        ``activate_at``, ``activation_due`` says when to ``rotate`` to it."""
         if any(k.kid == next_key.kid for k in self.published_keys()):
             raise ValidationError("keyRing", f"key {next_key.kid} is already in the ring")
-        return JwtKeyRing(self.active, self.retired, next_key)
+        return JwtKeyRing(self.active, self.retired, next_key, activate_at)
+
+    def schedule_rollover(self, new_key: SigningKey, activate_at: dt.datetime) -> JwtKeyRing:
+        """An on-demand rollover: publish ``new_key`` now (a key already staged is kept: it
+        has been published longer) and sign with it from ``activate_at``."""
+        _require_aware(activate_at, "activate_at")
+        if self.staged is not None:
+            return JwtKeyRing(self.active, self.retired, self.staged, activate_at)
+        return self.stage(new_key, activate_at)
+
+    def activation_due(self, now: dt.datetime) -> bool:
+        """True when a staged key's scheduled activation time has come."""
+        return self.activate_staged_at is not None and now >= self.activate_staged_at
+
+    def distrust(self, new_key: SigningKey) -> JwtKeyRing:
+        """Emergency: sign with ``new_key`` from now on and stop publishing the active and
+        staged keys at once (they were stored together); retired keys stay published."""
+        if any(k.kid == new_key.kid for k in self.published_keys()):
+            raise ValidationError("keyRing", f"key {new_key.kid} is already in the ring")
+        return JwtKeyRing(new_key, self.retired)
 
     def rotate(
         self, new_key: SigningKey, now: dt.datetime, max_token_ttl: dt.timedelta
@@ -321,7 +349,7 @@ class JwtKeyRing:
         kept = tuple(r for r in self.retired if r.publish_until >= now)
         if len(kept) == len(self.retired):
             return self
-        return JwtKeyRing(self.active, kept, self.staged)
+        return JwtKeyRing(self.active, kept, self.staged, self.activate_staged_at)
 
     def key_for(self, kid: str) -> SigningKey | None:
         """The published key with ``kid``, if any."""
@@ -502,6 +530,43 @@ def mint_access_token(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnverifiedToken:
+    """The header and claims of a compact JWS, NOT verified: only for recognising a token wio
+    wrote (its ``jti``, the ``kid`` that signed it). Never a basis for trusting anything."""
+
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+
+    def string(self, part: Mapping[str, Any], name: str) -> str | None:
+        value = part.get(name)
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def kid(self) -> str | None:
+        return self.string(self.header, "kid")
+
+    @property
+    def jti(self) -> str | None:
+        return self.string(self.claims, "jti")
+
+
+def parse_unverified(token: bytes) -> UnverifiedToken | None:
+    """Split and decode a compact JWS without checking its signature; None if malformed."""
+    parts = token.split(b".")
+    if len(parts) != 3 or len(token) > MAX_TOKEN_BYTES:
+        return None
+    try:
+        header, claims = (
+            json.loads(base64.urlsafe_b64decode(p + b"=" * (-len(p) % 4))) for p in parts[:2]
+        )
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return UnverifiedToken(header, claims)
 
 
 def _b64url_json(value: Mapping[str, Any]) -> str:

@@ -34,6 +34,9 @@ def dump_keyring(ring: JwtKeyRing) -> bytes:
         "format": FORMAT,
         "active": _key_doc(ring.active),
         "staged": _key_doc(ring.staged) if ring.staged else None,
+        "stagedActivateAt": (
+            ring.activate_staged_at.isoformat() if ring.activate_staged_at else None
+        ),
         "retired": [
             {**_key_doc(r.key), "publishUntil": r.publish_until.isoformat()} for r in ring.retired
         ],
@@ -51,14 +54,25 @@ def load_keyring(data: bytes) -> JwtKeyRing:
     retired = []
     for i, item in enumerate(doc.get("retired") or []):
         where = f"jwtKeyRing.retired[{i}]"
-        try:
-            until = dt.datetime.fromisoformat(str(item.get("publishUntil")))
-        except (ValueError, AttributeError) as err:
-            raise ValidationError(f"{where}.publishUntil", "must be an ISO 8601 time") from err
+        if not isinstance(item, dict):
+            raise ValidationError(where, "must be an object with a PEM key")
+        until = _load_time(item.get("publishUntil"), f"{where}.publishUntil")
         retired.append(RetiredKey(_load_key(item, where), until))
     staged = doc.get("staged")
+    activate = doc.get("stagedActivateAt")
     return JwtKeyRing(
         _load_key(doc.get("active"), "jwtKeyRing.active"),
         tuple(retired),
         _load_key(staged, "jwtKeyRing.staged") if staged else None,
+        _load_time(activate, "jwtKeyRing.stagedActivateAt") if activate else None,
     )
+
+
+def _load_time(value: object, where: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError as err:
+        raise ValidationError(where, "must be an ISO 8601 time") from err
+    if when.utcoffset() is None:
+        raise ValidationError(where, "must carry a UTC offset")
+    return when

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
-from wio.errors import ApiConflict, ApiNotFound, ApiRejected, ApiUnavailable
+from wio.errors import ApiConflict, ApiNotFound, ApiRejected, ApiUnavailable, WioError
 from wio.k8s.access import ClusterAccess
 
+log = logging.getLogger(__name__)
 FIELD_MANAGER = "wio"
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -132,6 +134,62 @@ class KubeClient:
             if not token:
                 return items
             params["continue"] = token
+
+    async def watch_metadata(
+        self, path: str, name: str, *, server_timeout: int = 300
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """Follow one object of collection ``path``: yield its metadata now and after every
+        change, None while it does not exist. Metadata only (PartialObjectMetadata), so a
+        Secret's data never crosses the wire. A dropped or expired watch lists again and
+        resumes; an unreachable API server is retried with backoff, forever (cancel to stop).
+        """
+        selector = {"fieldSelector": f"metadata.name={name}"}
+        failures = 0
+        while True:
+            try:
+                listing = await self.request(
+                    "GET", path, params=selector, accept=PARTIAL_METADATA_LIST
+                )
+                items = listing.get("items") or []
+                yield (items[0].get("metadata") or {}) if items else None
+                params = {
+                    **selector,
+                    "watch": "1",
+                    "resourceVersion": (listing.get("metadata") or {}).get("resourceVersion", ""),
+                    "timeoutSeconds": str(server_timeout),
+                }
+                async for event in self._stream(path, params, server_timeout + 30):
+                    failures = 0
+                    kind = event.get("type")
+                    if kind == "ERROR":
+                        break  # typically 410 Gone: list again
+                    obj = event.get("object") or {}
+                    if kind in ("ADDED", "MODIFIED"):
+                        yield obj.get("metadata") or {}
+                    elif kind == "DELETED":
+                        yield None
+            except (WioError, aiohttp.ClientError, TimeoutError, ValueError) as err:
+                # Unreachable, forbidden for now (RBAC being rolled out) or a torn line.
+                failures += 1
+                log.debug("watch of %s/%s restarting: %s", path, name, err.__class__.__name__)
+                await asyncio.sleep(self._backoff(min(failures, 6), None))
+
+    async def _stream(
+        self, path: str, params: Mapping[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        headers = {"Accept": PARTIAL_METADATA}
+        token = self.access.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=read_timeout)
+        async with self._session.get(
+            path, params=params, headers=headers, timeout=timeout
+        ) as response:
+            if response.status != 200:
+                raise ApiUnavailable(f"WATCH {path}: {response.status}")
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
 
     async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self.request("POST", path, body=body)

@@ -8,7 +8,9 @@ Two operators racing to create it both end up with the one that won (409 → rea
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from wio.errors import ApiConflict, ApiNotFound
 from wio.k8s.client import KubeClient, secret_path
@@ -56,10 +58,35 @@ class SignerStateStore:
         return fresh
 
     async def save_ca(self, ca: bytes) -> None:
-        await self._kube.merge_patch(self._path, {"data": {CA_KEY: _b64(ca)}})
+        await self.save(ca=ca)
 
     async def save_jwt(self, jwt: bytes) -> None:
-        await self._kube.merge_patch(self._path, {"data": {JWT_KEY: _b64(jwt)}})
+        await self.save(jwt=jwt)
+
+    async def save(
+        self,
+        *,
+        ca: bytes | None = None,
+        jwt: bytes | None = None,
+        annotations: Mapping[str, str] | None = None,
+    ) -> None:
+        """One merge patch: new state and the annotations acknowledging what caused it land
+        together, so a crash cannot leave a rollover done but unacknowledged, or the reverse."""
+        data = {}
+        if ca is not None:
+            data[CA_KEY] = _b64(ca)
+        if jwt is not None:
+            data[JWT_KEY] = _b64(jwt)
+        patch: dict[str, Any] = {"data": data}
+        if annotations:
+            patch["metadata"] = {"annotations": dict(annotations)}
+        await self._kube.merge_patch(self._path, patch)
+
+    async def watch_metadata(self) -> AsyncIterator[dict[str, Any] | None]:
+        """The Secret's metadata (annotations carry rollover requests) on every change;
+        None while it does not exist. Its data (the keys) is never fetched here."""
+        async for meta in self._kube.watch_metadata(secret_path(self._namespace), self._name):
+            yield meta
 
     def _body(self, state: SignerState) -> dict[str, object]:
         return {

@@ -11,14 +11,20 @@ the condition reason, the Event text and a metric label (STYLE.md #2).
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 
 from wio.clock import parse_rfc3339
+from wio.issuing.ca import cert_fingerprint
+from wio.issuing.jwt import parse_unverified
 from wio.issuing.keys import public_key_fingerprint
 from wio.policy.rotation import (
+    ISSUER_NOT_TRUSTED,
+    KEY_UNPUBLISHED,
+    UNPUBLISHED_MESSAGE,
     Observed,
     ReissueReason,
     data_missing,
@@ -42,6 +48,10 @@ class SecretFacts:
     not_after: dt.datetime | None = None
     key_fingerprint: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # Which signer made it, so a distrusted one is noticed without reading the Secret again:
+    # the SHA-256 fingerprint of the trusted CA its chain leads to, and the JWT-SVID's kid.
+    anchor: str | None = None
+    token_kid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,10 @@ class IdentityState:
     forced_ack: str | None
     secrets_synced: bool
     secret: SecretFacts | None
+    # Fingerprints of the trust bundle's CAs and kids of the published JWT keys; None until
+    # the signers have been read (then nothing is judged by them).
+    trusted_anchors: frozenset[str] | None = None
+    published_kids: frozenset[str] | None = None
 
 
 Check = Callable[[IdentityState], ReissueReason | None]
@@ -90,6 +104,8 @@ def secret_facts(
     )
     problem = next((r for r in (c(observed) for c in _CONTENT_CHECKS) if r is not None), None)
     cert = _leaf(data)
+    anchor = observed.anchor
+    token = parse_unverified(data["token"]) if data.get("token") else None
     return SecretFacts(
         serial=format(cert.serial_number, "x") if cert else None,
         spiffe_id=_single_uri_san(cert) if cert else None,
@@ -99,7 +115,38 @@ def secret_facts(
         not_after=cert.not_valid_after_utc if cert else None,
         key_fingerprint=public_key_fingerprint(cert.public_key()) if cert else None,  # type: ignore[arg-type]
         annotations={k: v for k, v in (annotations or {}).items() if k.startswith(_GROUP)},
+        # Interned: ten thousand Secrets share a handful of anchors and kids.
+        anchor=sys.intern(cert_fingerprint(anchor)) if anchor is not None else None,
+        token_kid=sys.intern(token.kid) if token is not None and token.kid else None,
     )
+
+
+def issued_anchor(
+    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]
+) -> str | None:
+    """The fingerprint of the trusted CA a chain wio has just verified leads to, matched by
+    name and key identifier (the signatures were checked by that verification already)."""
+    fingerprints = {c: cert_fingerprint(c) for c in trusted}
+    top = chain[-1]
+    for ca, fingerprint in fingerprints.items():
+        if ca == top or (ca.subject == top.issuer and _key_id(ca) == _authority_key_id(top)):
+            return sys.intern(fingerprint)
+    return None
+
+
+def _key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _authority_key_id(cert: x509.Certificate) -> bytes | None:
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return aki.key_identifier
 
 
 def _leaf(data: Mapping[str, bytes]) -> x509.Certificate | None:
@@ -204,6 +251,25 @@ def secret_replaced(s: IdentityState) -> ReissueReason | None:
     return None
 
 
+def issuer_distrusted(s: IdentityState) -> ReissueReason | None:
+    """The certificate chains to a CA that has left the trust bundle (distrusted)."""
+    anchor = s.secret.anchor if s.secret is not None else None
+    if anchor is not None and s.trusted_anchors and anchor not in s.trusted_anchors:
+        return ReissueReason(
+            ISSUER_NOT_TRUSTED,
+            "the CA that signed the certificate is no longer in the trust bundle (key rollover)",
+        )
+    return None
+
+
+def token_key_unpublished(s: IdentityState) -> ReissueReason | None:
+    """The JWT-SVID was signed by a key that is no longer published (distrusted)."""
+    kid = s.secret.token_kid if s.secret is not None else None
+    if s.wants_token and kid is not None and s.published_kids and kid not in s.published_kids:
+        return ReissueReason(KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE)
+    return None
+
+
 def spec_changed(s: IdentityState) -> ReissueReason | None:
     if s.stored_spec_hash != s.spec_hash:
         return ReissueReason("SpecChanged", "the spec changed in a way that affects the credential")
@@ -243,6 +309,8 @@ CHECKS: tuple[Check, ...] = (
     secret_damaged,
     secret_adoptable,
     secret_replaced,
+    issuer_distrusted,
+    token_key_unpublished,
     spec_changed,
     forced,
     expired,
@@ -251,7 +319,7 @@ CHECKS: tuple[Check, ...] = (
 )
 
 # Reasons that need only a new JWT-SVID; everything else re-issues the whole credential.
-TOKEN_ONLY = frozenset({"TokenRenewalDue"})
+TOKEN_ONLY = frozenset({"TokenRenewalDue", KEY_UNPUBLISHED})
 
 
 def reissue_reason(

@@ -170,6 +170,12 @@ class Observed:
         """The parsed leaf chain and key, or ``None`` if missing or unparsable."""
         return self._material
 
+    @cached_property
+    def anchor(self) -> x509.Certificate | None:
+        """The trusted CA the Secret's chain leads to, or None (computed once)."""
+        material = self.material
+        return None if material is None else trust_anchor(material.chain, self.trusted_cas)
+
 
 Check = Callable[[Observed], ReissueReason | None]
 
@@ -237,13 +243,19 @@ def spec_changed(observed: Observed) -> ReissueReason | None:
     return None
 
 
+#: Reason and message when a credential's signer has left the trust bundle or the JWKS (an
+#: emergency rollover distrusted it): the credential is re-issued by a trusted one.
+ISSUER_NOT_TRUSTED = "IssuerNotTrusted"
+KEY_UNPUBLISHED = "SigningKeyNotPublished"
+UNPUBLISHED_MESSAGE = "the key that signed the token is no longer published (key rollover)"
+
+
 def issuer_not_trusted(observed: Observed) -> ReissueReason | None:
-    material = observed.material
-    if material is None:
+    if observed.material is None:
         return None
-    if not _chains_to(material.chain, observed.trusted_cas):
+    if observed.anchor is None:
         return ReissueReason(
-            "IssuerNotTrusted", "the certificate is not signed by a currently trusted CA"
+            ISSUER_NOT_TRUSTED, "the certificate is not signed by a currently trusted CA"
         )
     return None
 
@@ -301,18 +313,21 @@ def first_reissue_reason(
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _chains_to(chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]) -> bool:
-    """True when ``chain[0]`` is signed by a trusted CA directly or through ``chain[1:]``.
+def trust_anchor(
+    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]
+) -> x509.Certificate | None:
+    """The trusted CA that signed ``chain[0]`` directly or through ``chain[1:]``, or None.
 
     Only signatures and issuer names are checked, walking up the chain the Secret carries;
     full path validation is the verifier's job, this only decides whether to reissue.
     """
     for index, cert in enumerate(chain):
-        if any(_issued_by(cert, ca) for ca in trusted):
-            return True
+        for ca in trusted:
+            if _issued_by(cert, ca):
+                return ca
         if index + 1 >= len(chain) or not _issued_by(cert, chain[index + 1]):
-            return False
-    return False
+            return None
+    return None
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -12,16 +12,15 @@ pure: a function of its inputs and ``now``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import enum
-import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from wio.clock import parse_rfc3339
-from wio.policy.rotation import ReissueReason
+from wio.issuing.jwt import parse_unverified
+from wio.policy.rotation import KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE, ReissueReason
 
 _GROUP = "identity.wio.dev"
 #: Annotations wio writes on a ScopedCredential's Secret: facts about the credential only.
@@ -53,6 +52,7 @@ class CredentialFacts:
     credential_id: str | None
     expires_at: dt.datetime | None
     problem: ReissueReason | None
+    kid: str | None = None  # the key that signed the token (tokens only)
 
 
 def credential_facts(
@@ -66,8 +66,9 @@ def credential_facts(
             return CredentialFacts(
                 owner, None, expires_at, ReissueReason("DataMissing", "the Secret has no token")
             )
-        jti = _unverified_jti(token)
-        if jti is None:
+        parsed = parse_unverified(token)
+        jti = parsed.jti if parsed is not None else None
+        if parsed is None or jti is None:
             return CredentialFacts(
                 owner,
                 None,
@@ -81,7 +82,7 @@ def credential_facts(
                 expires_at,
                 ReissueReason("SecretAltered", "the Secret holds a token wio did not write"),
             )
-        return CredentialFacts(owner, jti, expires_at, None)
+        return CredentialFacts(owner, jti, expires_at, None, sys.intern(parsed.kid or "") or None)
     lease = annotations.get(LEASE_ANNOTATION) or None
     wanted = [k for k in (annotations.get(KEYS_ANNOTATION) or "").split(",") if k]
     missing = [k for k in wanted if not data.get(k)]
@@ -91,20 +92,6 @@ def credential_facts(
             owner, lease, expires_at, ReissueReason("DataMissing", f"the Secret has no {what}")
         )
     return CredentialFacts(owner, lease, expires_at, None)
-
-
-def _unverified_jti(token: bytes) -> str | None:
-    """The ``jti`` of a compact JWS, read without verifying it: only to recognise our own
-    token in the Secret. Nothing is trusted from it."""
-    parts = token.split(b".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + b"=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
-        return None
-    jti = claims.get("jti") if isinstance(claims, dict) else None
-    return jti if isinstance(jti, str) and jti else None
 
 
 @dataclass(frozen=True)
@@ -125,6 +112,8 @@ class CredentialState:
     forced_ack: str | None
     secrets_synced: bool
     secret: CredentialFacts | None
+    # kids of every published JWT key; None until the signers' keys have been read
+    published_kids: frozenset[str] | None = None
 
 
 Check = Callable[[CredentialState], ReissueReason | None]
@@ -163,6 +152,14 @@ def secret_replaced(s: CredentialState) -> ReissueReason | None:
         return ReissueReason(
             "SecretAltered", f"Secret {s.secret_name} holds a credential wio did not record"
         )
+    return None
+
+
+def signing_key_unpublished(s: CredentialState) -> ReissueReason | None:
+    """The token was signed by a key verifiers no longer find (a distrusted key)."""
+    kid = s.secret.kid if s.secret is not None else None
+    if kid is not None and s.published_kids and kid not in s.published_kids:
+        return ReissueReason(KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE)
     return None
 
 
@@ -206,6 +203,7 @@ CHECKS: tuple[Check, ...] = (
     secret_missing,
     secret_damaged,
     secret_replaced,
+    signing_key_unpublished,
     subject_changed,
     spec_changed,
     forced,

@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wio.backends.protocols import JwtType, SvidRequest
@@ -57,6 +57,7 @@ from wio.policy.reconcile import (
     SecretFacts,
     drift_repairs_exhausted,
     facts_from_annotations,
+    issued_anchor,
     next_due,
     reissue_reason,
     secret_facts,
@@ -257,6 +258,22 @@ class IdentityService:
         for key in self.identities:
             self.queue.add(key)
 
+    def signers_changed(self) -> None:
+        """A CA or JWT key left the trust bundle (distrusted): decide every identity again, so
+        each credential it signed is re-issued, at the issuance rate limit."""
+        self._requeue_all()
+
+    def untrusted_count(self) -> int:
+        """Identity Secrets still holding a certificate or JWT-SVID whose signer is no longer
+        trusted (the progress of an emergency re-issue)."""
+        anchors, kids = self.signers.trusted_anchors(), self.signers.published_kids()
+        return sum(
+            1
+            for f in self.secrets.facts.values()
+            if (anchors and f.anchor is not None and f.anchor not in anchors)
+            or (kids and f.token_kid is not None and f.token_kid not in kids)
+        )
+
     # -- reconciliation ----------------------------------------------------------------------
 
     async def _reconcile_safely(self, key: ObjectKey) -> None:
@@ -366,6 +383,8 @@ class IdentityService:
             forced_ack=status.get("lastForcedRotation") or None,
             secrets_synced=self.secrets.synced,
             secret=self.secrets.get(view.key.namespace, spec.secret_name),
+            trusted_anchors=self.signers.trusted_anchors(),
+            published_kids=self.signers.published_kids(),
         )
 
     async def _settle(self, view: IdentityView, state: IdentityState, now: dt.datetime) -> None:
@@ -449,13 +468,13 @@ class IdentityService:
         bundle = await self.signers.trust_bundle()
         _validate(svid, spiffe_id, bundle, self.config.trust_domain.name, spec.x509.ttl, now)
         token = token_exp = token_renew = None
-        jti = None
+        jti = kid = None
         if spec.jwt is not None:
             claims = jwt_svid_claims(
                 str(spiffe_id), spec.jwt.audiences, spec.jwt.ttl, now, new_jti()
             )
             signed = await signer.jwt.sign(claims, typ=JwtType.JWT_SVID)
-            token, jti = signed.token, str(claims["jti"])
+            token, jti, kid = signed.token, str(claims["jti"]), signed.kid
             token_exp = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
             token_renew = self._renewal(now, token_exp)
         material = IssuedIdentity(
@@ -499,6 +518,8 @@ class IdentityService:
             spiffe_id=str(spiffe_id),
             problem=None,
             has_token=token is not None,
+            anchor=issued_anchor((svid.cert, *svid.chain), bundle),
+            token_kid=kid,
         )
         self._attempts.pop(view.key, None)
         self.trust.ensure(view.key.namespace)
@@ -583,6 +604,9 @@ class IdentityService:
         )
         secret_key = ObjectKey(view.key.namespace, spec.secret_name)
         self.secrets.written[secret_key] = (written.get("metadata") or {}).get("resourceVersion")
+        facts = self.secrets.facts.get(secret_key)
+        if facts is not None:
+            self.secrets.facts[secret_key] = replace(facts, token_kid=signed.kid)
         status = {
             "jwtExpiresAt": rfc3339(exp),
             "jwtRenewalTime": rfc3339(renew),

@@ -25,9 +25,11 @@ from wio.k8s.client import KubeClient
 from wio.k8s.events import EventRecorder
 from wio.k8s.signer_state import SignerState, SignerStateStore
 from wio.metrics import Metrics
+from wio.models.resources import MAX_JWT_TTL, MAX_TOKEN_TTL
 from wio.service.identities import IdentityService
 from wio.service.introspection import Introspector
 from wio.service.revocations import RevocationStore
+from wio.service.rollover import KeyRollover
 from wio.service.scoped import ScopedCredentialService
 from wio.service.signers import Signer, SignerSet
 from wio.service.trust import TrustPublisher
@@ -53,6 +55,7 @@ class Runtime:
     vault_clients: list[VaultClient]
     scoped: ScopedCredentialService
     introspector: Introspector
+    rollover: KeyRollover
     ready: bool = False
 
     @classmethod
@@ -70,7 +73,10 @@ class Runtime:
         kube = kube_factory(access, max_inflight=config.max_inflight_writes)
         vault_clients: list[VaultClient] = []
         try:
-            local_x509, local_jwt = await _local_signers(config, kube, clock)
+            store = SignerStateStore(
+                kube, namespace=config.operator_namespace, name=config.local_ca_secret
+            )
+            local_x509, local_jwt = await _local_signers(config, store, clock)
             signers = SignerSet(
                 {
                     name: _signer(name, sc, local_x509, local_jwt, config, clock, vault_clients)
@@ -136,10 +142,27 @@ class Runtime:
                 burst=config.introspection_burst,
                 on_result=lambda result: metrics.introspections.labels(result).inc(),
             )
+            rollover = KeyRollover(
+                authority=local_x509,
+                jwt=local_jwt,
+                store=store,
+                signers=signers,
+                trust=trust,
+                events=events,
+                metrics=metrics,
+                clock=clock,
+                publish_delay=config.rollover_publish_delay,
+                # A retired JWT key stays published as long as the longest token the API
+                # allows: policies can raise the configured maximums up to it.
+                jwt_retire_after=max(MAX_JWT_TTL, MAX_TOKEN_TTL) + config.skew,
+                on_distrust=(identities.signers_changed, scoped.requeue),
+                untrusted=lambda: identities.untrusted_count() + scoped.untrusted_count(),
+            )
             events.start()
             trust.start()
             await identities.start()
             await scoped.start()
+            rollover.start()
         except BaseException:
             for client in vault_clients:
                 client.close()
@@ -157,12 +180,14 @@ class Runtime:
             vault_clients=vault_clients,
             scoped=scoped,
             introspector=introspector,
+            rollover=rollover,
         )
         runtime.ready = True
         return runtime
 
     async def stop(self) -> None:
         self.ready = False
+        await self.rollover.stop()
         await self.scoped.stop()
         await self.identities.stop()
         await self.trust.stop()
@@ -173,10 +198,9 @@ class Runtime:
 
 
 async def _local_signers(
-    config: AdminConfig, kube: KubeClient, clock: Clock
+    config: AdminConfig, store: SignerStateStore, clock: Clock
 ) -> tuple[LocalAuthority, LocalJwtSigner]:
     """The local CA and JWT key ring, from their Secret or freshly made (and stored) once."""
-    store = SignerStateStore(kube, namespace=config.operator_namespace, name=config.local_ca_secret)
     # Leaves may live up to a sixth of the CA's life (an IdentityPolicy may allow more than
     # the default maximum); the CA's rotation schedule is built around that bound.
     ca_config = CAConfig(

@@ -270,6 +270,13 @@ class ScopedCredentialService:
         if owner_key in self.credentials:
             self.queue.add(owner_key)
 
+    def untrusted_count(self) -> int:
+        """Secrets still holding an access token signed by a key no longer published."""
+        kids = self.signers.published_kids()
+        if not kids:
+            return 0
+        return sum(1 for f in self.secret_facts.values() if f.kid is not None and f.kid not in kids)
+
     def requeue(self, namespace: str | None = None) -> None:
         """IdentityPolicies (all) or a namespace's labels changed: decide again."""
         for key in self.credentials:
@@ -418,6 +425,7 @@ class ScopedCredentialService:
             forced_ack=status.get("lastForcedRotation") or None,
             secrets_synced=self.secrets_synced,
             secret=self.secret_facts.get(ObjectKey(view.key.namespace, spec.secret_name)),
+            published_kids=self.signers.published_kids(),
         )
 
     async def _settle(self, view: IdentityView, state: CredentialState, now: dt.datetime) -> None:

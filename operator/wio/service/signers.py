@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from wio.backends.protocols import Capability, JwtSigner, X509Authority
 from wio.errors import SignerRejected
 from wio.issuing.bundle import pem_bundle
+from wio.issuing.ca import cert_fingerprint
 
 # How long a fetched bundle is reused before the signers are asked again. Upstream CAs change
 # rarely, and every issuance needs the bundle.
@@ -47,6 +48,8 @@ class SignerSet:
         self._bundle_pem: tuple[list[x509.Certificate] | None, bytes] = (None, b"")
         self._jwks: list[dict[str, Any]] = []
         self._jwks_at = float("-inf")
+        self._anchors: tuple[list[x509.Certificate] | None, frozenset[str] | None] = (None, None)
+        self._kids: tuple[list[dict[str, Any]] | None, frozenset[str] | None] = (None, None)
 
     def names(self) -> list[str]:
         return sorted(self._signers)
@@ -62,6 +65,28 @@ class SignerSet:
     def invalidate(self) -> None:
         """Forget cached bundles (after a CA or key rotation)."""
         self._bundle_at = self._jwks_at = float("-inf")
+
+    async def refresh(self) -> None:
+        """Read every signer's bundle and keys again now (after a rollover)."""
+        self.invalidate()
+        await self.trust_bundle()
+        await self.jwt_public_jwks()
+
+    def trusted_anchors(self) -> frozenset[str] | None:
+        """Fingerprints of the cached trust bundle's CAs; None before the first read."""
+        bundle = self._bundle
+        if self._anchors[0] is not bundle:
+            fingerprints = frozenset(cert_fingerprint(c) for c in bundle) if bundle else None
+            self._anchors = (bundle, fingerprints)
+        return self._anchors[1]
+
+    def published_kids(self) -> frozenset[str] | None:
+        """kids of the cached JWKS; None before the first read."""
+        jwks = self._jwks
+        if self._kids[0] is not jwks:
+            kids = frozenset(str(k.get("kid")) for k in jwks) if jwks else None
+            self._kids = (jwks, kids)
+        return self._kids[1]
 
     async def trust_bundle(self) -> list[x509.Certificate]:
         if time.monotonic() - self._bundle_at > BUNDLE_TTL_SECONDS:
