@@ -81,7 +81,7 @@ class Metrics:
         )
         self.key_rollovers = Counter(
             "wio_key_rollovers_total",
-            "Local signing-key changes, by key (ca, jwt) and step (scheduled, activated, "
+            "Local signing-key changes, by key (ca, jwt) and step (scheduled, prepared, activated, "
             "distrusted, retired).",
             ["key", "step"],
             registry=r,
