@@ -105,6 +105,9 @@ async def wait_all_ready(
     return time.monotonic() - began
 
 
+PHASES = ("revocation", "foreign", "rotation", "restart", "big", "revoke")
+
+
 async def bare_ceiling(kube: KubeClient, namespace: str, count: int) -> float:
     """Creates/s of Secrets the size of an identity Secret: the API path's own ceiling."""
     await ensure_namespace(kube, namespace)
@@ -389,49 +392,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(30)
             results["idle_cpu_percent_1000"] = (operator.cpu_seconds() - cpu0) / 30 * 100
 
-            print("revocation latency...", flush=True)
-            rev = await phase_revocation_latency(
-                access, kube, audit, "wio-system", args.revocations
-            )
-            results["revocation_p50_s"], results["revocation_p99_s"] = rev["p50"], rev["p99"]
-            results["writes_per_revoke"], results["writes_per_revoke_excl_events"] = writes_per(
-                rev["writes"], rev["count"]
-            )
-            results["writes_revoke_breakdown"] = rev["writes"]
-
-            print(f"{args.foreign} foreign Secrets...", flush=True)
-            foreign = await phase_foreign(kube, operator, args.foreign)
-            results["rss_delta_mib_30000_foreign_secrets"] = foreign["after"] - foreign["before"]
-
-            print(f"rotation timing for {args.rotation_minutes} minutes...", flush=True)
-            rot = await phase_rotation(access, kube, audit, n, args.rotation_minutes)
-            results["rotation_lateness_p50_s"], results["rotation_lateness_p99_s"] = (
-                rot["p50"],
-                rot["p99"],
-            )
-            results["rotation_lateness_max_s"] = rot["max"]
-            results["rotations_observed"] = rot["rotations"]
-            results["expired_seen"] = rot["expired_seen"]
-            results["writes_per_rotation"], results["writes_per_rotation_excl_events"] = writes_per(
-                rot["writes"], rot["rotations"]
-            )
-            results["writes_rotation_breakdown"] = rot["writes"]
-
-            print(f"restart after {args.down_minutes} minutes down...", flush=True)
-            restart = await phase_restart(access, kube, operator, args.down_minutes)
-            results["restart_resync_s"] = restart["resync_s"]
-            results["remints_of_valid"] = restart["remints_of_valid"]
-            results["restart_detail"] = restart
-
-            if args.big:
+            if "revocation" in args.phases:
+                await phase_revocation(access, kube, audit, args, results)
+            if "foreign" in args.phases:
+                await phase_foreign_rss(kube, operator, args, results)
+            if "rotation" in args.phases:
+                await phase_rotation_timing(access, kube, audit, args, results)
+            if "restart" in args.phases:
+                print(f"restart after {args.down_minutes} minutes down...", flush=True)
+                restart = await phase_restart(access, kube, operator, args.down_minutes)
+                results["restart_resync_s"] = restart["resync_s"]
+                results["remints_of_valid"] = restart["remints_of_valid"]
+                results["restart_detail"] = restart
+            if args.big and "big" in args.phases:
                 print(f"issuing {args.big} identities...", flush=True)
                 big = await phase_issue(access, kube, audit, "bench-10k", args.big)
                 results["issue_10000_s"] = big["seconds"]
                 await asyncio.sleep(5)
                 results["rss_mib_10000"] = operator.rss_mib()
-
-            print(f"revoking {n} at once...", flush=True)
-            results["revoke_1000_s"] = await phase_revoke_all(access, kube, "bench-1k", n)
+            if "revoke" in args.phases:
+                print(f"revoking {n} at once...", flush=True)
+                results["revoke_1000_s"] = await phase_revoke_all(access, kube, "bench-1k", n)
         finally:
             operator.stop()
             await kube.close()
@@ -444,6 +425,53 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     results["measured_at"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return results
+
+
+async def phase_revocation(
+    access: ClusterAccess,
+    kube: KubeClient,
+    audit: AuditLog,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+) -> None:
+    print("revocation latency...", flush=True)
+    rev = await phase_revocation_latency(access, kube, audit, "wio-system", args.revocations)
+    results["revocation_p50_s"], results["revocation_p99_s"] = rev["p50"], rev["p99"]
+    results["writes_per_revoke"], results["writes_per_revoke_excl_events"] = writes_per(
+        rev["writes"], rev["count"]
+    )
+    results["writes_revoke_breakdown"] = rev["writes"]
+
+
+async def phase_foreign_rss(
+    kube: KubeClient,
+    operator: OperatorProcess,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+) -> None:
+    print(f"{args.foreign} foreign Secrets...", flush=True)
+    foreign = await phase_foreign(kube, operator, args.foreign)
+    results["rss_delta_mib_30000_foreign_secrets"] = foreign["after"] - foreign["before"]
+
+
+async def phase_rotation_timing(
+    access: ClusterAccess,
+    kube: KubeClient,
+    audit: AuditLog,
+    args: argparse.Namespace,
+    results: dict[str, Any],
+) -> None:
+    print(f"rotation timing for {args.rotation_minutes} minutes...", flush=True)
+    rot = await phase_rotation(access, kube, audit, args.identities, args.rotation_minutes)
+    results["rotation_lateness_p50_s"] = rot["p50"]
+    results["rotation_lateness_p99_s"] = rot["p99"]
+    results["rotation_lateness_max_s"] = rot["max"]
+    results["rotations_observed"] = rot["rotations"]
+    results["expired_seen"] = rot["expired_seen"]
+    results["writes_per_rotation"], results["writes_per_rotation_excl_events"] = writes_per(
+        rot["writes"], rot["rotations"]
+    )
+    results["writes_rotation_breakdown"] = rot["writes"]
 
 
 def report(results: dict[str, Any]) -> None:
@@ -466,11 +494,21 @@ if __name__ == "__main__":
     parser.add_argument("--rotation-minutes", type=float, default=10)
     parser.add_argument("--down-minutes", type=float, default=10)
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the harness")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (issue always runs)",
+    )
     args = parser.parse_args()
+    args.phases = set(args.phases.split(","))
+    unknown = args.phases - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     if args.quick:
         args.identities, args.big, args.revocations, args.foreign = 200, 0, 20, 2000
         args.rotation_minutes, args.down_minutes = 3, 1
     results = asyncio.run(main(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "rotation.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    name = "rotation.json" if args.phases == set(PHASES) else "rotation-partial.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2, sort_keys=True, default=sorted))
     report(results)
