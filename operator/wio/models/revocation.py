@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from wio.clock import parse_rfc3339, rfc3339
@@ -48,6 +49,12 @@ class Revocation:
         if not self.id:
             raise ValidationError("id", "must not be empty")
 
+    @cached_property
+    def json_text(self) -> str:
+        """``to_json`` as compact, key-sorted JSON, made once: the list is re-serialised on
+        every change, and most of its entries never change."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "kind": self.kind,
@@ -79,17 +86,35 @@ class Revocation:
         )
 
 
+def _order(entry: Revocation) -> tuple[dt.datetime, str]:
+    return (entry.revoked_at, entry.id)
+
+
 @dataclass(frozen=True)
 class RevocationList:
     """An immutable set of revocations keyed by (kind, id)."""
 
     entries: tuple[Revocation, ...] = ()
 
+    @cached_property
+    def _keys(self) -> frozenset[tuple[str, str]]:
+        return frozenset((e.kind, e.id) for e in self.entries)
+
     def add(self, items: Iterable[Revocation]) -> RevocationList:
-        merged = {(e.kind, e.id): e for e in self.entries}
+        keys = self._keys
+        new: dict[tuple[str, str], Revocation] = {}
         for item in items:
-            merged.setdefault((item.kind, item.id), item)
-        return RevocationList(tuple(sorted(merged.values(), key=lambda e: (e.revoked_at, e.id))))
+            if (item.kind, item.id) not in keys:
+                new.setdefault((item.kind, item.id), item)
+        if not new:
+            return self
+        order = sorted(new.values(), key=_order)
+        if self.entries and _order(order[0]) < _order(self.entries[-1]):
+            merged = RevocationList(tuple(sorted((*self.entries, *order), key=_order)))
+        else:  # the usual case: revoked now, after everything listed
+            merged = RevocationList((*self.entries, *order))
+        merged.__dict__["_keys"] = keys | new.keys()
+        return merged
 
     def prune(self, now: dt.datetime) -> RevocationList:
         """Drop entries whose credential has expired and needs no more upstream work."""
@@ -111,8 +136,8 @@ class RevocationList:
         return tuple(e for e in self.entries if e.upstream_pending)
 
     def to_json_bytes(self) -> bytes:
-        doc = {"revocations": [e.to_json() for e in self.entries]}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        """``{"revocations": [...]}``, compact and key-sorted (entries reuse their JSON)."""
+        return ('{"revocations":[' + ",".join(e.json_text for e in self.entries) + "]}").encode()
 
     @classmethod
     def from_json_bytes(cls, data: bytes) -> RevocationList:

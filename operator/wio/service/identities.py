@@ -203,11 +203,14 @@ class IdentityService:
         owner = owner_key(body)
         if owner is None:
             return  # a wio Secret that is not an identity's (the local signer's state, say)
+        version = meta.get("resourceVersion")
         if deleted:
             self.secrets.facts.pop(key, None)
             self.secrets.written.pop(key, None)
-        elif older(meta.get("resourceVersion"), self.secrets.written.get(key)):
+        elif older(version, self.secrets.written.get(key)):
             return  # an event from before our own last write of this Secret
+        elif version and version == self.secrets.written.get(key) and key in self.secrets.facts:
+            return  # the echo of our own write: the facts were recorded when we wrote it
         else:
             data = decode_secret_data(body)
             trusted = self.signers.cached_trust_bundle()
@@ -494,17 +497,27 @@ class IdentityService:
             + (1 if view.status.get("serialNumber") else 0),
         )
         owner = self._owner(view)
+        notes = identity_annotations(material)
         written = await self.kube.apply(
             secret_path(view.key.namespace, spec.secret_name),
-            secret_manifest(
-                owner,
-                spec.secret_name,
-                identity_secret_data(material),
-                identity_annotations(material),
-            ),
+            secret_manifest(owner, spec.secret_name, identity_secret_data(material), notes),
         )
         secret_key = ObjectKey(view.key.namespace, spec.secret_name)
         self.secrets.written[secret_key] = (written.get("metadata") or {}).get("resourceVersion")
+        # What the Secret now holds, as the watch would judge it: its echo is not parsed again,
+        # and a crash before the status patch below finds it adoptable.
+        self.secrets.facts[secret_key] = SecretFacts(
+            serial=svid.serial_hex,
+            spiffe_id=str(spiffe_id),
+            problem=None,
+            has_token=token is not None,
+            not_before=svid.not_before,
+            not_after=svid.not_after,
+            key_fingerprint=svid.key_fingerprint,
+            annotations=notes,
+            anchor=issued_anchor((svid.cert, *svid.chain), bundle),
+            token_kid=kid,
+        )
         first = not view.status.get("serialNumber")
         status = issued_status(material, secret_name=spec.secret_name)
         verb = "Issued" if first else "Rotated"
@@ -513,14 +526,6 @@ class IdentityService:
             + ("" if first else f" ({reason.reason}: {reason.message})")
         )
         await self._write_status(view, now, status, _ready_conditions(verb, message))
-        self.secrets.facts[secret_key] = SecretFacts(
-            serial=svid.serial_hex,
-            spiffe_id=str(spiffe_id),
-            problem=None,
-            has_token=token is not None,
-            anchor=issued_anchor((svid.cert, *svid.chain), bundle),
-            token_kid=kid,
-        )
         self._attempts.pop(view.key, None)
         self.trust.ensure(view.key.namespace)
         self.events.record(owner.event_reference(), "Normal", verb, message)
@@ -606,7 +611,9 @@ class IdentityService:
         self.secrets.written[secret_key] = (written.get("metadata") or {}).get("resourceVersion")
         facts = self.secrets.facts.get(secret_key)
         if facts is not None:
-            self.secrets.facts[secret_key] = replace(facts, token_kid=signed.kid)
+            self.secrets.facts[secret_key] = replace(
+                facts, token_kid=signed.kid, annotations={**facts.annotations, **notes}
+            )
         status = {
             "jwtExpiresAt": rfc3339(exp),
             "jwtRenewalTime": rfc3339(renew),
