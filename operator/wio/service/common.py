@@ -81,6 +81,7 @@ def wants_work(previous: IdentityView | None, view: IdentityView) -> bool:
         or previous.generation != view.generation
         or previous.forced_request != view.forced_request
         or previous.uid != view.uid
+        or previous.guarded != view.guarded
     )
 
 

@@ -288,8 +288,8 @@ class IdentityService:
 
     async def reconcile(self, key: ObjectKey) -> None:
         view = self.identities.get(key)
-        if view is None or view.deleting:
-            return
+        if view is None or view.deleting or not view.guarded:
+            return  # deleted, or Kopf has not yet added our finalizer (its event requeues)
         now = self.clock.now()
         try:
             spec = WorkloadIdentitySpec.parse(key.name, view.spec)

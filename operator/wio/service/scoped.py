@@ -294,8 +294,8 @@ class ScopedCredentialService:
 
     async def reconcile(self, key: ObjectKey) -> None:
         view = self.credentials.get(key)
-        if view is None or view.deleting:
-            return
+        if view is None or view.deleting or not view.guarded:
+            return  # deleted, or Kopf has not yet added our finalizer (its event requeues)
         now = self.clock.now()
         try:
             spec = ScopedCredentialSpec.parse(key.name, view.spec)

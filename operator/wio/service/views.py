@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wio.policy.reconcile import SecretFacts
-from wio.service.bodies import MANAGED_BY, MANAGER, OWNER_LABEL, ROTATE_ANNOTATION
+from wio.service.bodies import FINALIZER, MANAGED_BY, MANAGER, OWNER_LABEL, ROTATE_ANNOTATION
 
 
 @dataclass(frozen=True, order=True)
@@ -38,6 +38,9 @@ class IdentityView:
     status: dict[str, Any]
     forced_request: str | None
     deleting: bool
+    # Our finalizer is on the object: only then is anything issued, so a deletion can never
+    # miss the revocation of a credential issued a moment before.
+    guarded: bool = True
     resource_version: str | None = None
     # The resourceVersion our own last status write produced; older events are stale.
     written_version: str | None = None
@@ -54,6 +57,7 @@ class IdentityView:
             status=dict(body.get("status") or {}),
             forced_request=annotations.get(ROTATE_ANNOTATION) or None,
             deleting=bool(meta.get("deletionTimestamp")),
+            guarded=FINALIZER in (meta.get("finalizers") or ()),
             resource_version=meta.get("resourceVersion"),
         )
 
