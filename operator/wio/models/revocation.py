@@ -9,6 +9,7 @@ documented in the README.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from collections.abc import Iterable
@@ -108,11 +109,10 @@ class RevocationList:
                 new.setdefault((item.kind, item.id), item)
         if not new:
             return self
-        order = sorted(new.values(), key=_order)
-        if self.entries and _order(order[0]) < _order(self.entries[-1]):
-            merged = RevocationList(tuple(sorted((*self.entries, *order), key=_order)))
-        else:  # the usual case: revoked now, after everything listed
-            merged = RevocationList((*self.entries, *order))
+        entries = list(self.entries)
+        for item in sorted(new.values(), key=_order):
+            bisect.insort(entries, item, key=_order)  # the usual case: at the end
+        merged = RevocationList(tuple(entries))
         merged.__dict__["_keys"] = keys | new.keys()
         return merged
 
