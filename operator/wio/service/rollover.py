@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from wio.backends.local import LocalAuthority, LocalJwtSigner
 from wio.clock import Clock, rfc3339
@@ -49,7 +50,6 @@ DISTRUST_CA = f"{GROUP}/distrust-ca"
 DISTRUST_JWT = f"{GROUP}/distrust-jwt"
 REQUESTS = (DISTRUST_CA, ROLLOVER_CA, DISTRUST_JWT, ROLLOVER_JWT)
 ACK_SUFFIX = "-ack"
-MAX_REQUEST_ID = 63  # an annotation value this long is a mistake, not an ID
 
 # Sleep at most this long: a clock step or a missed wake-up costs an hour at worst.
 MAX_SLEEP_SECONDS = 3600.0
@@ -137,12 +137,11 @@ class KeyRollover:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def observe(self, meta: Mapping[str, object] | None) -> None:
+    def observe(self, meta: Mapping[str, Any] | None) -> None:
         """The signer Secret's metadata, as the watch delivered it."""
         if meta is None:
             return
-        annotations = meta.get("annotations") or {}
-        assert isinstance(annotations, Mapping)
+        annotations: Mapping[str, str] = meta.get("annotations") or {}
         self._involved = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -211,7 +210,7 @@ class KeyRollover:
         if not requests:
             return
         now = self._clock.now()
-        acks = {ack_annotation(name): wanted[:MAX_REQUEST_ID] for name, wanted in requests.items()}
+        acks = {ack_annotation(name): wanted for name, wanted in requests.items()}
         old = self._authority.ca.state
 
         async def persist(data: bytes) -> None:
@@ -242,7 +241,7 @@ class KeyRollover:
         if not requests:
             return
         now = self._clock.now()
-        acks = {ack_annotation(name): wanted[:MAX_REQUEST_ID] for name, wanted in requests.items()}
+        acks = {ack_annotation(name): wanted for name, wanted in requests.items()}
 
         async def persist(ring: JwtKeyRing) -> None:
             await self._store.save(jwt=dump_keyring(ring), annotations=acks)
