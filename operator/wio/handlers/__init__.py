@@ -27,8 +27,9 @@ from wio.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 # Kopf's connections: one long-lived stream per watched kind (five) plus room for its
-# finalizer patches, which then queue for a connection rather than opening more.
-KOPF_CONNECTIONS = 16
+# finalizer patches (issuance waits for them), which beyond that queue for a connection
+# rather than opening more.
+KOPF_CONNECTIONS = 48
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -81,6 +82,10 @@ def build_registry(
         # Watches reconnect on their own well before typical proxies drop idle streams.
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
+        # Kopf keeps a worker task per object until it has been idle this long (default 5 s);
+        # in an issuance storm of ten thousand that is thousands of idle workers holding their
+        # last body. The next event simply starts a new one.
+        settings.queueing.idle_timeout = 1.0
         # Single replica for now: no peering objects to create or watch.
         settings.peering.standalone = True
         memo.runtime = await start_runtime()
