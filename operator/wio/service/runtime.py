@@ -89,7 +89,7 @@ class Runtime:
                 namespace=config.operator_namespace,
                 name=config.revocation_configmap,
                 clock=clock,
-                on_change=lambda: trust_holder[0].invalidate() if trust_holder else None,
+                on_change=lambda: trust_holder[0].revocations_changed() if trust_holder else None,
             )
             await revocations.load()
             trust = TrustPublisher(

@@ -11,7 +11,6 @@ across restarts too: it continues from the highest sequence already published.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -85,8 +84,12 @@ class TrustPublisher:
             self._wake.set()
 
     def invalidate(self) -> None:
-        """The CA, keys or revocations changed: republish everywhere."""
+        """The CA or keys changed: read the signers again and republish everywhere."""
         self._signers.invalidate()
+        self._wake.set()
+
+    def revocations_changed(self) -> None:
+        """The revocation list changed: republish it (the signers are not read again)."""
         self._wake.set()
 
     def start(self) -> None:
@@ -134,9 +137,10 @@ class TrustPublisher:
         while True:
             # Also look again now and then: an upstream CA or a Transit key can change without
             # telling wio. Publishing compares digests, so an unchanged bundle costs no write.
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), RECHECK_SECONDS)
-            self._signers.invalidate()
+            except TimeoutError:
+                self._signers.invalidate()
             await asyncio.sleep(DEBOUNCE_SECONDS)
             self._wake.clear()
             try:
