@@ -75,6 +75,7 @@ maxX509TTL: 12h
 maxJwtTTL: 30m
 maxTokenTTL: 20m
 caLifetime: 2160h
+rolloverPublishDelay: 2m
 rateLimits: {issuancePerSecond: 20.5, issuanceBurst: 40, maxInflightWrites: 8}
 http: {host: 127.0.0.1, port: 9443}
 logLevel: debug
@@ -314,6 +315,8 @@ AUTH = "signers.vault.x509.auth"
         ("maxTokenTTL", "1m", "maxTokenTTL", "below minTTL"),
         ("caLifetime", "100h", "caLifetime", "at least 6 x maxX509TTL"),
         ("caLifetime", "365d", "caLifetime", "not a duration"),
+        ("rolloverPublishDelay", "169h", "rolloverPublishDelay", "between 0s and 168h"),
+        ("rolloverPublishDelay", "-1m", "rolloverPublishDelay", "negative"),
         ("skew", "1h", "skew", "between 0s and 5m"),
         ("skew", "-1s", "skew", "negative"),
         ("trustDomain", "Example.org", "trustDomain", "lower case"),
