@@ -237,6 +237,24 @@ def _new_ca_key() -> PrivateKey:
     return generate_private_key(KeyType.ECDSAP256)
 
 
+def _new_root(
+    config: CAConfig,
+    now: dt.datetime,
+    key_factory: Callable[[], PrivateKey],
+    randbits: Callable[[int], int],
+) -> CAKeyPair:
+    """A fresh root for ``config``'s trust domain, valid from ``now``."""
+    return make_root_ca(
+        config.trust_domain,
+        now=now,
+        lifetime=config.lifetime,
+        key=key_factory(),
+        skew=config.skew,
+        organization=config.organization,
+        randbits=randbits,
+    )
+
+
 # ---------------------------------------------------------------- state
 
 
@@ -471,15 +489,7 @@ def apply_rotation(
         case CAActionKind.PREPARE:
             if state.prepared is not None:
                 raise ValidationError("action", "a next CA is already prepared")
-            successor = make_root_ca(
-                state.trust_domain,
-                now=now,
-                lifetime=config.lifetime,
-                key=key_factory(),
-                skew=config.skew,
-                organization=config.organization,
-                randbits=randbits,
-            )
+            successor = _new_root(config, now, key_factory, randbits)
             return replace(state, prepared=successor)
         case CAActionKind.ACTIVATE:
             if state.prepared is None:
@@ -545,15 +555,7 @@ def distrust(
     """Emergency: a fresh root signs from ``now``; the active and prepared roots (their keys
     were stored together, so neither can be trusted) leave the trust bundle at once. Retired
     roots, whose keys were never kept, stay published until their leaves expire."""
-    fresh = make_root_ca(
-        state.trust_domain,
-        now=now,
-        lifetime=config.lifetime,
-        key=key_factory(),
-        skew=config.skew,
-        organization=config.organization,
-        randbits=randbits,
-    )
+    fresh = _new_root(config, now, key_factory, randbits)
     return CAState(state.trust_domain, fresh, None, state.retired)
 
 
@@ -590,15 +592,7 @@ class LocalCA:
         key_factory: Callable[[], PrivateKey] = _new_ca_key,
     ) -> LocalCA:
         """Make a fresh root from nothing."""
-        root = make_root_ca(
-            config.trust_domain,
-            now=now,
-            lifetime=config.lifetime,
-            key=key_factory(),
-            skew=config.skew,
-            organization=config.organization,
-            randbits=randbits,
-        )
+        root = _new_root(config, now, key_factory, randbits)
         return cls(config, CAState(config.trust_domain, root), randbits, key_factory)
 
     @classmethod
