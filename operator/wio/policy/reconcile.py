@@ -21,10 +21,17 @@ from wio.clock import parse_rfc3339
 from wio.issuing.ca import cert_fingerprint
 from wio.issuing.jwt import parse_unverified
 from wio.issuing.keys import public_key_fingerprint
+from wio.policy.checks import (
+    KEY_UNPUBLISHED,
+    forced,
+    key_unpublished,
+    secret_damaged,
+    secret_missing,
+    secret_moved,
+    spec_changed,
+)
 from wio.policy.rotation import (
     ISSUER_NOT_TRUSTED,
-    KEY_UNPUBLISHED,
-    UNPUBLISHED_MESSAGE,
     Observed,
     ReissueReason,
     data_missing,
@@ -173,27 +180,6 @@ def not_issued(s: IdentityState) -> ReissueReason | None:
     return None
 
 
-def secret_moved(s: IdentityState) -> ReissueReason | None:
-    if s.stored_secret_name is not None and s.stored_secret_name != s.secret_name:
-        return ReissueReason(
-            "SecretNameChanged",
-            f"secretName changed from {s.stored_secret_name} to {s.secret_name}",
-        )
-    return None
-
-
-def secret_missing(s: IdentityState) -> ReissueReason | None:
-    if s.secrets_synced and s.secret is None:
-        return ReissueReason("SecretMissing", f"Secret {s.secret_name} does not exist")
-    return None
-
-
-def secret_damaged(s: IdentityState) -> ReissueReason | None:
-    if s.secret is not None and s.secret.problem is not None:
-        return s.secret.problem
-    return None
-
-
 def facts_from_annotations(annotations: Mapping[str, str]) -> SecretFacts:
     """What wio's own annotations say a Secret holds, before its content has been checked."""
 
@@ -264,24 +250,9 @@ def issuer_distrusted(s: IdentityState) -> ReissueReason | None:
 
 def token_key_unpublished(s: IdentityState) -> ReissueReason | None:
     """The JWT-SVID was signed by a key that is no longer published (distrusted)."""
-    kid = s.secret.token_kid if s.secret is not None else None
-    if s.wants_token and kid is not None and s.published_kids and kid not in s.published_kids:
-        return ReissueReason(KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE)
-    return None
-
-
-def spec_changed(s: IdentityState) -> ReissueReason | None:
-    if s.stored_spec_hash != s.spec_hash:
-        return ReissueReason("SpecChanged", "the spec changed in a way that affects the credential")
-    return None
-
-
-def forced(s: IdentityState) -> ReissueReason | None:
-    if s.forced_request and s.forced_request != s.forced_ack:
-        return ReissueReason(
-            "ForcedRotation", "a rotation was requested with the rotate annotation"
-        )
-    return None
+    if not s.wants_token or s.secret is None:
+        return None
+    return key_unpublished(s.secret.token_kid, s.published_kids)
 
 
 def expired(s: IdentityState) -> ReissueReason | None:

@@ -243,11 +243,9 @@ def spec_changed(observed: Observed) -> ReissueReason | None:
     return None
 
 
-#: Reason and message when a credential's signer has left the trust bundle or the JWKS (an
-#: emergency rollover distrusted it): the credential is re-issued by a trusted one.
+#: Reason when a certificate's CA has left the trust bundle (an emergency rollover distrusted
+#: it) or never was in it: the certificate is re-issued by a trusted one.
 ISSUER_NOT_TRUSTED = "IssuerNotTrusted"
-KEY_UNPUBLISHED = "SigningKeyNotPublished"
-UNPUBLISHED_MESSAGE = "the key that signed the token is no longer published (key rollover)"
 
 
 def issuer_not_trusted(observed: Observed) -> ReissueReason | None:

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 from wio.clock import parse_rfc3339
 from wio.issuing.jwt import parse_unverified
-from wio.policy.rotation import KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE, ReissueReason
+from wio.policy.checks import (
+    forced,
+    key_unpublished,
+    secret_damaged,
+    secret_missing,
+    secret_moved,
+    spec_changed,
+)
+from wio.policy.rotation import ReissueReason
 
 _GROUP = "identity.wio.dev"
 #: Annotations wio writes on a ScopedCredential's Secret: facts about the credential only.
@@ -125,27 +133,6 @@ def not_issued(s: CredentialState) -> ReissueReason | None:
     return None
 
 
-def secret_moved(s: CredentialState) -> ReissueReason | None:
-    if s.stored_secret_name is not None and s.stored_secret_name != s.secret_name:
-        return ReissueReason(
-            "SecretNameChanged",
-            f"secretName changed from {s.stored_secret_name} to {s.secret_name}",
-        )
-    return None
-
-
-def secret_missing(s: CredentialState) -> ReissueReason | None:
-    if s.secrets_synced and s.secret is None:
-        return ReissueReason("SecretMissing", f"Secret {s.secret_name} does not exist")
-    return None
-
-
-def secret_damaged(s: CredentialState) -> ReissueReason | None:
-    if s.secret is not None and s.secret.problem is not None:
-        return s.secret.problem
-    return None
-
-
 def secret_replaced(s: CredentialState) -> ReissueReason | None:
     """The Secret holds a credential other than the one status records (edited by hand)."""
     if s.secret is not None and s.secret.credential_id != s.stored_id:
@@ -157,29 +144,12 @@ def secret_replaced(s: CredentialState) -> ReissueReason | None:
 
 def signing_key_unpublished(s: CredentialState) -> ReissueReason | None:
     """The token was signed by a key verifiers no longer find (a distrusted key)."""
-    kid = s.secret.kid if s.secret is not None else None
-    if kid is not None and s.published_kids and kid not in s.published_kids:
-        return ReissueReason(KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE)
-    return None
+    return key_unpublished(s.secret.kid if s.secret is not None else None, s.published_kids)
 
 
 def subject_changed(s: CredentialState) -> ReissueReason | None:
     if s.stored_subject is not None and s.stored_subject != s.subject:
         return ReissueReason("SubjectChanged", "the WorkloadIdentity's SPIFFE ID changed")
-    return None
-
-
-def spec_changed(s: CredentialState) -> ReissueReason | None:
-    if s.stored_spec_hash != s.spec_hash:
-        return ReissueReason("SpecChanged", "the spec changed in a way that affects the credential")
-    return None
-
-
-def forced(s: CredentialState) -> ReissueReason | None:
-    if s.forced_request and s.forced_request != s.forced_ack:
-        return ReissueReason(
-            "ForcedRotation", "a rotation was requested with the rotate annotation"
-        )
     return None
 
 
