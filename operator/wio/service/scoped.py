@@ -48,7 +48,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wio.backends.protocols import JwtType
@@ -246,11 +246,14 @@ class ScopedCredentialService:
         if labels.get(MANAGED_BY) != MANAGER or not owner:
             return  # not a ScopedCredential's Secret
         key = ObjectKey(meta.get("namespace", ""), meta.get("name", ""))
+        version = meta.get("resourceVersion")
         if deleted:
             self.secret_facts.pop(key, None)
             self.secret_written.pop(key, None)
-        elif older(meta.get("resourceVersion"), self.secret_written.get(key)):
+        elif older(version, self.secret_written.get(key)):
             return  # an event from before our own last write of this Secret
+        elif version and version == self.secret_written.get(key) and key in self.secret_facts:
+            return  # the echo of our own write: its facts were recorded when we wrote it
         else:
             annotations = meta.get("annotations") or {}
             try:
@@ -659,6 +662,9 @@ class ScopedCredentialService:
         )
         secret_key = ObjectKey(view.key.namespace, spec.secret_name)
         self.secret_written[secret_key] = (written.get("metadata") or {}).get("resourceVersion")
+        facts = self.secret_facts.get(secret_key)
+        if facts is not None:  # its echo is not judged again: record the new expiry here
+            self.secret_facts[secret_key] = replace(facts, expires_at=expires)
         path = spec.vault.path if spec.vault else "the secret"
         message = f"renewed the lease of {path} until {rfc3339(expires)}"
         await self._write_status(
