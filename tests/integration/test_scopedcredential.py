@@ -312,6 +312,17 @@ def _login(kube: client.ApiClient, namespace: str, secret: str) -> dict[str, str
     return {k: v.decode() for k, v in data.items()}
 
 
+def _ready_vault_credential(
+    kube: client.ApiClient, namespace: str, name: str, path: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Identity ``payments`` and a Vault ScopedCredential for ``path``, both Ready: the
+    credential's status and the database login its Secret holds."""
+    ready_identity(kube, namespace, "payments")
+    create_credential(kube, namespace, name, {"identityRef": "payments", "vault": {"path": path}})
+    status = wait_credential(kube, namespace, name, "Ready", "True")["status"]
+    return status, _login(kube, namespace, f"{name}-credential")
+
+
 def test_dynamic_secret_is_a_live_database_login_revoked_on_delete(
     kube: client.ApiClient,
     namespace: str,
@@ -319,16 +330,8 @@ def test_dynamic_secret_is_a_live_database_login_revoked_on_delete(
     policy: str,
     openbao_database: OpenBaoDatabase,
 ) -> None:
-    ready_identity(kube, namespace, "payments")
-    create_credential(
-        kube,
-        namespace,
-        "db",
-        {"identityRef": "payments", "vault": {"path": "database/creds/orders-ro"}},
-    )
-    status = wait_credential(kube, namespace, "db", "Ready", "True")["status"]
+    status, login = _ready_vault_credential(kube, namespace, "db", "database/creds/orders-ro")
     secret, _ = read_secret(kube, namespace, "db-credential")
-    login = _login(kube, namespace, "db-credential")
     assert set(login) == {"username", "password"}
     postgres = openbao_database.postgres
     assert postgres.role_exists(login["username"])
@@ -358,15 +361,7 @@ def test_lease_is_renewed_at_half_its_ttl_then_read_again_near_its_max_ttl(
     policy: str,
     openbao_database: OpenBaoDatabase,
 ) -> None:
-    ready_identity(kube, namespace, "payments")
-    create_credential(
-        kube,
-        namespace,
-        "short",
-        {"identityRef": "payments", "vault": {"path": "database/creds/short"}},
-    )
-    first = wait_credential(kube, namespace, "short", "Ready", "True")["status"]
-    login = _login(kube, namespace, "short-credential")
+    first, login = _ready_vault_credential(kube, namespace, "short", "database/creds/short")
     renewal = _time(first["renewalTime"])
     expires = _time(first["leaseExpiresAt"])
     assert first["leaseDuration"] == 10
@@ -490,15 +485,7 @@ def test_lease_of_a_credential_deleted_while_the_operator_is_down_is_revoked_on_
     policy: str,
     openbao_database: OpenBaoDatabase,
 ) -> None:
-    ready_identity(kube, namespace, "payments")
-    create_credential(
-        kube,
-        namespace,
-        "late",
-        {"identityRef": "payments", "vault": {"path": "database/creds/orders-ro"}},
-    )
-    status = wait_credential(kube, namespace, "late", "Ready", "True")["status"]
-    login = _login(kube, namespace, "late-credential")
+    status, login = _ready_vault_credential(kube, namespace, "late", "database/creds/orders-ro")
     operator.stop()
     try:
         delete_credential(kube, namespace, "late")
