@@ -184,20 +184,17 @@ class LocalJwtSigner:
 
     async def stage(self, next_key: SigningKey) -> None:
         """Publish ``next_key`` without signing with it yet."""
-        await self._replace(lambda ring: ring.stage(next_key))
+        await self.update(lambda ring: ring.stage(next_key), self._on_change)
 
     async def rotate(
         self, new_key: SigningKey, now: dt.datetime, max_token_ttl: dt.timedelta
     ) -> None:
         """Sign with ``new_key`` from now on; the old key stays published for ``max_token_ttl``."""
-        await self._replace(lambda ring: ring.rotate(new_key, now, max_token_ttl))
+        await self.update(lambda ring: ring.rotate(new_key, now, max_token_ttl), self._on_change)
 
     async def prune(self, now: dt.datetime) -> None:
         """Stop publishing retired keys whose tokens have all expired."""
-        await self._replace(lambda ring: ring.prune(now))
-
-    async def _replace(self, change: Callable[[JwtKeyRing], JwtKeyRing]) -> None:
-        await self.update(change, self._on_change)
+        await self.update(lambda ring: ring.prune(now), self._on_change)
 
     async def update(
         self, change: Callable[[JwtKeyRing], JwtKeyRing], persist: KeyRingListener | None

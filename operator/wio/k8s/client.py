@@ -69,10 +69,7 @@ class KubeClient:
         accept: str = JSON,
     ) -> dict[str, Any]:
         """Send one request, retrying passing failures; return the decoded JSON answer."""
-        headers = {"Accept": accept}
-        token = self.access.bearer_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = self._headers(accept)
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -102,6 +99,13 @@ class KubeClient:
                 continue
             raise _translate(status, f"{what}: {message}", retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _headers(self, accept: str) -> dict[str, str]:
+        headers = {"Accept": accept}
+        token = self.access.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -177,10 +181,7 @@ class KubeClient:
     async def _stream(
         self, path: str, params: Mapping[str, str], read_timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
-        headers = {"Accept": PARTIAL_METADATA}
-        token = self.access.bearer_token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        headers = self._headers(PARTIAL_METADATA)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=read_timeout)
         async with self._session.get(
             path, params=params, headers=headers, timeout=timeout

@@ -133,11 +133,10 @@ def issued_anchor(
 ) -> str | None:
     """The fingerprint of the trusted CA a chain wio has just verified leads to, matched by
     name and key identifier (the signatures were checked by that verification already)."""
-    fingerprints = {c: cert_fingerprint(c) for c in trusted}
     top = chain[-1]
-    for ca, fingerprint in fingerprints.items():
+    for ca in trusted:
         if ca == top or (ca.subject == top.issuer and _key_id(ca) == _authority_key_id(top)):
-            return sys.intern(fingerprint)
+            return sys.intern(cert_fingerprint(ca))
     return None
 
 
