@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
@@ -94,9 +95,13 @@ def wait_condition(
     *,
     timeout: float = 30,
     reason: str | None = None,
+    get: Callable[[client.ApiClient, str, str], dict[str, Any]] = get_identity,
 ) -> dict[str, Any]:
+    """The object (a WorkloadIdentity unless ``get`` reads another kind) once condition
+    ``kind`` has ``status`` (and ``reason``) for its current generation."""
+
     def probe() -> dict[str, Any] | None:
-        body = get_identity(kube, namespace, name)
+        body = get(kube, namespace, name)
         cond = condition(body, kind)
         if (
             cond
@@ -107,7 +112,7 @@ def wait_condition(
             return body
         return None
 
-    return wait_for(probe, timeout=timeout, what=f"{namespace}/{name} {kind}={status}")
+    return wait_for(probe, timeout=timeout, what=f"{namespace}/{name} {kind}={status} {reason}")
 
 
 def read_secret(

@@ -21,12 +21,10 @@ from tests.support.identities import (
     GROUP,
     VERSION,
     apply_policy,
-    condition,
     create_identity,
     read_secret,
     wait_condition,
 )
-from tests.support.waiting import wait_for
 
 PLURAL = "scopedcredentials"
 
@@ -86,20 +84,9 @@ def wait_credential(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """The ScopedCredential once condition ``kind`` has ``status`` for its current generation."""
-
-    def probe() -> dict[str, Any] | None:
-        body = get_credential(kube, namespace, name)
-        cond = condition(body, kind)
-        if (
-            cond
-            and cond["status"] == status
-            and (reason is None or cond["reason"] == reason)
-            and cond.get("observedGeneration") == body["metadata"]["generation"]
-        ):
-            return body
-        return None
-
-    return wait_for(probe, timeout=timeout, what=f"{namespace}/{name} {kind}={status} {reason}")
+    return wait_condition(
+        kube, namespace, name, kind, status, timeout=timeout, reason=reason, get=get_credential
+    )
 
 
 def secret_names(kube: client.ApiClient, namespace: str) -> set[str]:
