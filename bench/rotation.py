@@ -2,7 +2,7 @@
 """Issuance, rotation, revocation and restart at scale, against a real control plane.
 
 Run with ``make bench`` (or ``python bench/rotation.py [--quick]``). Prints each figure with
-its target (DESIGN.md §9) and writes ``bench/results/rotation.json``. The operator runs as a
+its target (README, Benchmarks) and writes ``bench/results/rotation.json``. The operator runs as a
 separate ``wio run`` process with its own client certificate, so its RSS comes from /proc and
 its API writes from the API server's audit log.
 """

@@ -27,13 +27,19 @@ import yaml
 
 from wio import handlers
 from wio.clock import Clock, SystemClock, rfc3339
+from wio.composition.runtime import KubeFactory, Runtime
 from wio.config import AdminConfig, load_config
 from wio.errors import ConfigError, WioError
 from wio.k8s.access import ClusterAccess, discover
 from wio.k8s.client import KubeClient, secret_path
 from wio.metrics import Metrics
-from wio.service.rollover import DISTRUST_CA, DISTRUST_JWT, ROLLOVER_CA, ROLLOVER_JWT
-from wio.service.runtime import KubeFactory, Runtime
+from wio.names import (
+    API_VERSION,
+    DISTRUST_CA_ANNOTATION,
+    DISTRUST_JWT_ANNOTATION,
+    ROLLOVER_CA_ANNOTATION,
+    ROLLOVER_JWT_ANNOTATION,
+)
 from wio.web import build_app, serve
 
 log = logging.getLogger("wio")
@@ -197,7 +203,7 @@ def _path_of(doc: dict[str, Any]) -> str:
     if kind == "Namespace":
         return f"/api/v1/namespaces/{meta['name']}"
     if kind == "WorkloadIdentity":
-        base = f"/apis/identity.wio.dev/v1alpha1/namespaces/{meta['namespace']}"
+        base = f"/apis/{API_VERSION}/namespaces/{meta['namespace']}"
         return f"{base}/workloadidentities/{meta['name']}"
     raise ValueError(f"wio dev does not know how to apply a {kind}")
 
@@ -361,10 +367,10 @@ def _cmd_rollover(args: argparse.Namespace) -> int:
         print(f"wio: {err}", file=sys.stderr)
         return 2
     annotation = {
-        ("ca", False): ROLLOVER_CA,
-        ("ca", True): DISTRUST_CA,
-        ("jwt", False): ROLLOVER_JWT,
-        ("jwt", True): DISTRUST_JWT,
+        ("ca", False): ROLLOVER_CA_ANNOTATION,
+        ("ca", True): DISTRUST_CA_ANNOTATION,
+        ("jwt", False): ROLLOVER_JWT_ANNOTATION,
+        ("jwt", True): DISTRUST_JWT_ANNOTATION,
     }[(args.key, args.distrust)]
     request = f"{rfc3339(SystemClock().now())}-{secrets.token_hex(3)}"
 

@@ -2,7 +2,7 @@
 """Clocks, injected wherever a decision depends on the time.
 
 Production code takes a ``Clock`` and never calls ``datetime.now`` itself, so
-tests pass a ``FakeClock`` instead of patching modules (STYLE.md #3).
+tests pass a ``FakeClock`` instead of patching modules (ARCHITECTURE.md §8).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class FakeClock:
 
 
 def whole_seconds(when: dt.datetime) -> dt.datetime:
-    """Truncate to whole seconds: stored times never carry fractions (STYLE.md #1)."""
+    """Truncate to whole seconds: stored times never carry fractions (ARCHITECTURE.md §5)."""
     return when.replace(microsecond=0)
 
 

@@ -50,7 +50,8 @@ default), duplicate keys, wrong types and out-of-range values. Secrets (Vault to
 secret IDs) are never written into this file: it names the files that hold them.
 
 Layering: this module may import ``wio.models`` and ``wio.issuing``; it never imports
-``wio.policy`` (``wio.policy.identity_policy.PolicyDefaults.from_config`` maps it there).
+``wio.policy``, nor does policy import it: ``AdminConfig.policy_defaults()`` hands policy the
+limits it needs as a plain value (``wio.models.limits.PolicyDefaults``).
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from wio.errors import ConfigError, ValidationError
-from wio.issuing.ca import LIFETIME_TO_MAX_LEAF_TTL
 from wio.issuing.jwt import JwtAlgorithm
 from wio.models.duration import format_duration, parse_duration
+from wio.models.limits import LIFETIME_TO_MAX_LEAF_TTL, PolicyDefaults
 from wio.models.resources import (
+    DEFAULT_SIGNER,
     MAX_JWT_TTL,
     MAX_TOKEN_TTL,
     MAX_X509_TTL,
@@ -84,7 +86,6 @@ from wio.models.resources import (
 )
 from wio.models.spiffe import TrustDomain
 
-DEFAULT_SIGNER = "default"
 DEFAULT_SA_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 """Where Kubernetes mounts the pod's own projected (and rotated) service-account token."""
 
@@ -563,6 +564,20 @@ class AdminConfig:
         ):
             if not is_dns1123_subdomain(name):
                 raise ConfigError(where, f"{name!r} is not a valid object name")
+
+    def policy_defaults(self) -> PolicyDefaults:
+        """The built-in IdentityPolicy limits this configuration implies."""
+        # In whole seconds (rounded down), like every configured duration.
+        lifetime_s = self.ca_lifetime.days * 86_400 + self.ca_lifetime.seconds
+        return PolicyDefaults(
+            x509_min_ttl=self.min_ttl,
+            x509_max_ttl=self.max_x509_ttl,
+            x509_ttl_ceiling=timedelta(seconds=lifetime_s // LIFETIME_TO_MAX_LEAF_TTL),
+            jwt_min_ttl=self.min_ttl,
+            jwt_max_ttl=self.max_jwt_ttl,
+            token_min_ttl=self.min_ttl,
+            token_max_ttl=self.max_token_ttl,
+        )
 
     def _check_watch_namespaces(self) -> None:
         names: object = self.watch_namespaces

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from wio.composition.runtime import Runtime
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.metrics import Metrics
 from wio.service.introspection import INTROSPECTION_PATH
-from wio.service.runtime import Runtime
 
 #: Largest introspection request body: a form with one token of the largest size we mint.
 MAX_INTROSPECTION_BODY = 4 * MAX_TOKEN_BYTES

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""One conformance suite for every signer backend (STYLE.md #7), against a real OpenBao.
+"""One conformance suite for every signer backend (ARCHITECTURE.md §8), against a real OpenBao.
 
 ``X509Authority``: the local CA, the test fake, and OpenBao PKI. ``JwtSigner``: the local
 key ring, the test fake, and OpenBao Transit with ES256, EdDSA and PS256 keys. The same

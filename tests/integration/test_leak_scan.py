@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Secret hygiene (DESIGN.md §10): no private key, certificate body or token ever appears in
+"""Secret hygiene (ARCHITECTURE.md §7): no private key, certificate body or token ever appears in
 logs (any level), Kubernetes Events, status, annotations or metrics, error paths included.
 
 The scenario runs wio for real: issuance on the local signer and on OpenBao, a policy denial,

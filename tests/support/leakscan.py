@@ -150,7 +150,8 @@ def pem_credentials(source: str, blob: bytes | str) -> list[Credential]:
     return out
 
 
-# Keys of an identity Secret that hold public trust material, not credentials (DESIGN.md §3).
+# Keys of an identity Secret that hold public trust material, not credentials (README, "What
+# lands in the Secret").
 PUBLIC_SECRET_KEYS = ("ca.crt", "bundle.spiffe.json")
 PUBLIC_SECRET_SUFFIXES = (".spiffe-trust-bundle.pem",)
 

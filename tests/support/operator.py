@@ -12,10 +12,10 @@ import threading
 from dataclasses import dataclass, field
 
 from wio.cli import run_operator
+from wio.composition.runtime import Runtime
 from wio.config import AdminConfig
 from wio.k8s.access import ClusterAccess
 from wio.metrics import Metrics
-from wio.service.runtime import Runtime
 
 
 @dataclass

@@ -15,7 +15,8 @@ import pytest
 
 from wio.config import AdminConfig
 from wio.errors import ValidationError
-from wio.issuing.keys import KeyType
+from wio.models.keytypes import KeyType
+from wio.models.limits import PolicyDefaults
 from wio.models.resources import (
     IdentityPolicy,
     ScopedCredentialSpec,
@@ -26,7 +27,6 @@ from wio.models.resources import (
 from wio.models.spiffe import TrustDomain
 from wio.policy.identity_policy import (
     Decision,
-    PolicyDefaults,
     dns_name_granted,
     evaluate_identity,
     evaluate_scoped,
@@ -738,7 +738,7 @@ def test_defaults_follow_the_admin_configuration() -> None:
         max_jwt_ttl=timedelta(minutes=30),
         ca_lifetime=timedelta(days=30),
     )
-    defaults = PolicyDefaults.from_config(config)
+    defaults = config.policy_defaults()
     assert defaults.x509_min_ttl == defaults.jwt_min_ttl == defaults.token_min_ttl
     assert defaults.x509_min_ttl == timedelta(minutes=5)
     assert defaults.x509_max_ttl == timedelta(hours=12)
@@ -747,14 +747,13 @@ def test_defaults_follow_the_admin_configuration() -> None:
     assert defaults.x509_ttl_ceiling == timedelta(days=5)
     assert defaults.key_types == (KeyType.ECDSAP256, KeyType.ECDSAP384, KeyType.ED25519)
     assert defaults.signers == ("default",)
-    assert (
-        PolicyDefaults.from_config(
-            AdminConfig(
-                trust_domain=TrustDomain("example.org"), jwt_issuer="https://wio.example.org"
-            )
-        )
-        == PolicyDefaults()
+
+
+def test_the_default_configuration_implies_the_built_in_defaults() -> None:
+    config = AdminConfig(
+        trust_domain=TrustDomain("example.org"), jwt_issuer="https://wio.example.org"
     )
+    assert config.policy_defaults() == PolicyDefaults()
 
 
 def test_a_denial_must_name_a_field() -> None:

@@ -17,7 +17,6 @@ from tests.support import tokens
 from wio.errors import ValidationError
 from wio.issuing.jwt import (
     MAX_TOKEN_BYTES,
-    RESERVED_CLAIMS,
     JwtAlgorithm,
     JwtKeyRing,
     SigningKey,
@@ -35,6 +34,7 @@ from wio.issuing.jwt import (
 )
 from wio.issuing.keys import KeyType, generate_private_key
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile
+from wio.models.claims import RESERVED_CLAIMS
 
 pytestmark = pytest.mark.unit
 

@@ -16,6 +16,13 @@ from wio.issuing.jwt import JwtKeyRing, SigningKey, parse_unverified, sign_jws
 from wio.issuing.keyring_state import dump_keyring, load_keyring
 from wio.issuing.keys import KeyType, generate_private_key
 from wio.models.spiffe import SpiffeID, TrustDomain
+from wio.names import (
+    DISTRUST_CA_ANNOTATION,
+    EXPIRES_AT_ANNOTATION,
+    JTI_ANNOTATION,
+    ROLLOVER_CA_ANNOTATION,
+    ROLLOVER_JWT_ANNOTATION,
+)
 from wio.policy.reconcile import (
     TOKEN_ONLY,
     IdentityState,
@@ -25,20 +32,12 @@ from wio.policy.reconcile import (
     secret_facts,
 )
 from wio.policy.scoped import (
-    EXPIRES_ANNOTATION,
-    JTI_ANNOTATION,
     CredentialState,
     Source,
     credential_facts,
 )
 from wio.policy.scoped import reissue_reason as scoped_reissue_reason
-from wio.service.rollover import (
-    DISTRUST_CA,
-    ROLLOVER_CA,
-    ROLLOVER_JWT,
-    ack_annotation,
-    pending_requests,
-)
+from wio.service.rollover import ack_annotation, pending_requests
 
 pytestmark = pytest.mark.unit
 
@@ -168,13 +167,13 @@ def test_a_token_header_is_read_unverified_for_its_kid_and_nothing_else() -> Non
 
 def test_pending_requests_are_those_not_yet_acknowledged() -> None:
     annotations = {
-        ROLLOVER_CA: "r1",
-        ack_annotation(ROLLOVER_CA): "r1",
-        DISTRUST_CA: "d2",
-        ack_annotation(DISTRUST_CA): "d1",
-        ROLLOVER_JWT: "",
+        ROLLOVER_CA_ANNOTATION: "r1",
+        ack_annotation(ROLLOVER_CA_ANNOTATION): "r1",
+        DISTRUST_CA_ANNOTATION: "d2",
+        ack_annotation(DISTRUST_CA_ANNOTATION): "d1",
+        ROLLOVER_JWT_ANNOTATION: "",
     }
-    assert pending_requests(annotations) == {DISTRUST_CA: "d2"}
+    assert pending_requests(annotations) == {DISTRUST_CA_ANNOTATION: "d2"}
 
 
 # -- noticing credentials signed by a key that left the bundle ---------------------------------
@@ -215,7 +214,7 @@ def _identity_state(facts: SecretFacts, **changes: object) -> IdentityState:
 
 def test_secret_facts_record_which_root_and_which_jwt_key_signed_the_credential() -> None:
     ca, key = LocalCA.bootstrap(CONFIG, START), SigningKey.generate()
-    facts = secret_facts(_identity_secret(ca, key, START), ca.trust_bundle(), START)
+    facts = secret_facts(_identity_secret(ca, key, START), ca.trust_bundle())
     assert facts.problem is None
     assert facts.anchor == ca.active.fingerprint
     assert facts.token_kid == key.kid
@@ -223,7 +222,7 @@ def test_secret_facts_record_which_root_and_which_jwt_key_signed_the_credential(
 
 def test_a_certificate_whose_root_left_the_bundle_is_reissued_and_a_trusted_one_is_not() -> None:
     ca, key = LocalCA.bootstrap(CONFIG, START), SigningKey.generate()
-    facts = secret_facts(_identity_secret(ca, key, START), ca.trust_bundle(), START)
+    facts = secret_facts(_identity_secret(ca, key, START), ca.trust_bundle())
     trusted = frozenset({ca.active.fingerprint})
     kids = frozenset({key.kid})
     fine = _identity_state(facts, trusted_anchors=trusted, published_kids=kids)
@@ -242,7 +241,7 @@ def test_a_certificate_whose_root_left_the_bundle_is_reissued_and_a_trusted_one_
 
 def test_a_jwt_svid_signed_by_an_unpublished_key_is_reminted_alone() -> None:
     ca, key = LocalCA.bootstrap(CONFIG, START), SigningKey.generate()
-    facts = secret_facts(_identity_secret(ca, key, START), ca.trust_bundle(), START)
+    facts = secret_facts(_identity_secret(ca, key, START), ca.trust_bundle())
     state = _identity_state(
         facts,
         trusted_anchors=frozenset({ca.active.fingerprint}),
@@ -266,7 +265,7 @@ def test_the_anchor_recorded_at_issuance_matches_the_one_the_watch_computes() ->
 def test_an_access_token_signed_by_an_unpublished_key_is_reissued() -> None:
     key = SigningKey.generate()
     token = sign_jws(key, {"alg": "ES256", "kid": key.kid, "typ": "at+jwt"}, {"jti": "j1"})
-    notes = {JTI_ANNOTATION: "j1", EXPIRES_ANNOTATION: "2026-01-01T01:00:00Z"}
+    notes = {JTI_ANNOTATION: "j1", EXPIRES_AT_ANNOTATION: "2026-01-01T01:00:00Z"}
     facts = credential_facts(Source.TOKEN, "c", {"token": token.encode()}, notes)
     assert facts.kid == key.kid
     state = CredentialState(

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wio.errors import ValidationError
-from wio.issuing.keys import KeyType
+from wio.models.keytypes import KeyType
 from wio.models.resources import (
     IdentityPolicy,
     JwtGrant,
@@ -29,6 +29,8 @@ from wio.models.resources import (
     WorkloadIdentitySpec,
     X509Grant,
     X509Spec,
+    default_credential_secret_name,
+    default_identity_secret_name,
 )
 
 pytestmark = pytest.mark.unit
@@ -203,6 +205,18 @@ def test_a_default_secret_name_that_would_be_too_long_asks_for_an_explicit_one()
     assert err.value.field == "spec.secretName"
     spec = WorkloadIdentitySpec.parse("a" * 250, {"serviceAccountName": "p", "secretName": "s"})
     assert spec.secret_name == "s"
+
+
+def test_the_default_secret_names_are_the_ones_the_specs_default_to() -> None:
+    # A stored format: Secrets already written under these names must still be found.
+    assert default_identity_secret_name("payments") == "payments-identity"
+    assert default_credential_secret_name("orders-read") == "orders-read-credential"
+    identity = WorkloadIdentitySpec.parse("payments", {"serviceAccountName": "payments"})
+    assert identity.secret_name == default_identity_secret_name("payments")
+    credential = ScopedCredentialSpec.parse(
+        "orders-read", {"identityRef": "payments", "vault": {"path": "database/creds/ro"}}
+    )
+    assert credential.secret_name == default_credential_secret_name("orders-read")
 
 
 def test_direct_construction_validates_too() -> None:

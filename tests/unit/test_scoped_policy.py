@@ -10,13 +10,15 @@ import datetime as dt
 import pytest
 
 from tests.support import tokens
+from wio.names import (
+    DATA_KEYS_ANNOTATION,
+    EXPIRES_AT_ANNOTATION,
+    JTI_ANNOTATION,
+    LEASE_ID_ANNOTATION,
+)
 from wio.policy.rotation import ReissueReason
 from wio.policy.scoped import (
     CHECKS,
-    EXPIRES_ANNOTATION,
-    JTI_ANNOTATION,
-    KEYS_ANNOTATION,
-    LEASE_ANNOTATION,
     CredentialFacts,
     CredentialState,
     LeaseAction,
@@ -40,7 +42,7 @@ def _token(jti: str) -> bytes:
 
 
 def test_token_secret_facts_recognise_our_token_and_nothing_else() -> None:
-    notes = {JTI_ANNOTATION: "j1", EXPIRES_ANNOTATION: "2026-03-01T12:15:00Z"}
+    notes = {JTI_ANNOTATION: "j1", EXPIRES_AT_ANNOTATION: "2026-03-01T12:15:00Z"}
     good = credential_facts(Source.TOKEN, "c", {"token": _token("j1")}, notes)
     assert good == CredentialFacts("c", "j1", LATER, None)
     assert credential_facts(Source.TOKEN, "c", {}, notes).problem.reason == "DataMissing"  # type: ignore[union-attr]
@@ -54,7 +56,10 @@ def test_token_secret_facts_recognise_our_token_and_nothing_else() -> None:
 
 
 def test_vault_secret_facts_need_every_key_written() -> None:
-    notes = {LEASE_ANNOTATION: "database/creds/ro/abc", KEYS_ANNOTATION: "password,username"}
+    notes = {
+        LEASE_ID_ANNOTATION: "database/creds/ro/abc",
+        DATA_KEYS_ANNOTATION: "password,username",
+    }
     data = {"username": b"v-1", "password": b"p"}
     good = credential_facts(Source.VAULT, "c", data, notes)
     assert good.credential_id == "database/creds/ro/abc"
@@ -65,13 +70,20 @@ def test_vault_secret_facts_need_every_key_written() -> None:
     assert credential_facts(Source.VAULT, "c", {}, notes).problem is not None
 
 
+STORED_ID = "j1"
+KID = "kid-1"
+FACTS = CredentialFacts("c", STORED_ID, LATER, None, KID)
+CHECK_NAMES = [check.__name__ for check in CHECKS]
+
+
 def _state(**changes: object) -> CredentialState:
+    """A recorded, sound, not yet due credential; ``changes`` add one fault or more."""
     base = CredentialState(
         now=NOW,
         subject=SUBJECT,
         spec_hash="h1",
         secret_name="s",
-        stored_id="j1",
+        stored_id=STORED_ID,
         stored_subject=SUBJECT,
         stored_spec_hash="h1",
         stored_secret_name="s",
@@ -80,42 +92,117 @@ def _state(**changes: object) -> CredentialState:
         forced_request=None,
         forced_ack=None,
         secrets_synced=True,
-        secret=CredentialFacts("c", "j1", LATER, None),
+        secret=FACTS,
+        published_kids=frozenset({KID}),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+FIRING = [
+    pytest.param("not_issued", {"stored_id": None}, "NotIssued", id="never-issued"),
+    pytest.param("secret_moved", {"stored_secret_name": "old"}, "SecretNameChanged", id="renamed"),
+    pytest.param("secret_missing", {"secret": None}, "SecretMissing", id="secret-deleted"),
+    pytest.param(
+        "secret_damaged",
+        {"secret": CredentialFacts("c", STORED_ID, LATER, ReissueReason("DataMissing", "no"))},
+        "DataMissing",
+        id="content-verdict",
+    ),
+    pytest.param(
+        "secret_replaced",
+        {"secret": CredentialFacts("c", "j9", LATER, None)},
+        "SecretAltered",
+        id="credential-not-recorded",
+    ),
+    pytest.param(
+        "signing_key_unpublished",
+        {"published_kids": frozenset({"kid-2"})},
+        "SigningKeyNotPublished",
+        id="jwt-key-withdrawn",
+    ),
+    pytest.param(
+        "subject_changed",
+        {"stored_subject": "spiffe://example.org/ns/shop/sa/other"},
+        "SubjectChanged",
+        id="identity-renamed",
+    ),
+    pytest.param("spec_changed", {"stored_spec_hash": "h0"}, "SpecChanged", id="spec-edited"),
+    pytest.param("forced", {"forced_request": "now-1"}, "ForcedRotation", id="rotate-annotation"),
+    pytest.param("expired", {"now": LATER}, "Expired", id="at-expiry"),
+    pytest.param(
+        "renewal_due", {"now": NOW + dt.timedelta(minutes=7)}, "RenewalDue", id="due-exactly"
+    ),
+    pytest.param("renewal_due", {"renewal_time": None}, "RenewalDue", id="no-renewal-time"),
+]
+
+
+@pytest.mark.parametrize(("check", "changes", "reason"), FIRING)
+def test_each_check_gives_its_reason_when_no_earlier_check_fires(
+    check: str, changes: dict[str, object], reason: str
+) -> None:
+    state = _state(**changes)
+    found = reissue_reason(state)
+    assert found is not None
+    assert found.reason == reason
+    assert found.message
+    position = CHECK_NAMES.index(check)
+    assert CHECKS[position](state) == found
+    assert [c.__name__ for c in CHECKS[:position] if c(state) is not None] == []
+
+
+def test_the_table_has_a_case_for_every_check_of_the_chain() -> None:
+    covered = {case.values[0] for case in FIRING}
+    assert covered == set(CHECK_NAMES)
+
+
 @pytest.mark.parametrize(
-    ("changes", "reason"),
+    "changes",
     [
-        ({}, None),
-        ({"stored_id": None}, "NotIssued"),
-        ({"stored_secret_name": "old"}, "SecretNameChanged"),
-        ({"secret": None}, "SecretMissing"),
-        ({"secret": None, "secrets_synced": False}, None),
-        (
-            {"secret": CredentialFacts("c", "j1", LATER, ReissueReason("DataMissing", "no"))},
-            "DataMissing",
+        pytest.param({}, id="recorded-sound-not-due"),
+        pytest.param({"secret": None, "secrets_synced": False}, id="secrets-not-listed-yet"),
+        pytest.param({"stored_secret_name": None}, id="secret-name-not-recorded-yet"),
+        pytest.param({"stored_subject": None}, id="subject-not-recorded-yet"),
+        pytest.param({"forced_request": "now-1", "forced_ack": "now-1"}, id="rotation-done"),
+        pytest.param({"published_kids": None}, id="keys-not-read-yet"),
+        pytest.param(
+            {"secret": CredentialFacts("c", STORED_ID, LATER, None), "published_kids": frozenset()},
+            id="vault-secret-has-no-kid",
         ),
-        ({"secret": CredentialFacts("c", "j9", LATER, None)}, "SecretAltered"),
-        ({"stored_subject": "spiffe://example.org/ns/shop/sa/other"}, "SubjectChanged"),
-        ({"stored_spec_hash": "h0"}, "SpecChanged"),
-        ({"forced_request": "now-1"}, "ForcedRotation"),
-        ({"forced_request": "now-1", "forced_ack": "now-1"}, None),
-        ({"now": LATER}, "Expired"),
-        ({"now": NOW + dt.timedelta(minutes=7)}, "RenewalDue"),
-        ({"renewal_time": None}, "RenewalDue"),
+        pytest.param({"expires_at": None}, id="expiry-unknown"),
+        pytest.param({"now": NOW + dt.timedelta(minutes=7, seconds=-1)}, id="one-second-early"),
     ],
 )
-def test_reissue_checks_fire_in_order(changes: dict[str, object], reason: str | None) -> None:
-    found = reissue_reason(_state(**changes))
-    assert (found.reason if found else None) == reason
+def test_no_check_fires_for_a_sound_credential_that_is_not_due(
+    changes: dict[str, object],
+) -> None:
+    assert reissue_reason(_state(**changes)) is None
 
 
-def test_the_first_check_wins() -> None:
-    state = _state(stored_id=None, secret=None, now=LATER)
-    assert reissue_reason(state).reason == "NotIssued"  # type: ignore[union-attr]
-    assert len(CHECKS) == 11
+def test_the_first_applicable_reason_wins() -> None:
+    # Each step adds a fault that an earlier check notices; the earliest always wins.
+    faults: dict[str, object] = {"now": LATER + dt.timedelta(days=1)}  # Expired, RenewalDue
+    steps: list[tuple[dict[str, object], str]] = [
+        ({}, "Expired"),
+        ({"forced_request": "now-1"}, "ForcedRotation"),
+        ({"stored_spec_hash": "h0"}, "SpecChanged"),
+        ({"stored_subject": "spiffe://example.org/ns/shop/sa/other"}, "SubjectChanged"),
+        ({"published_kids": frozenset({"kid-2"})}, "SigningKeyNotPublished"),
+        ({"secret": CredentialFacts("c", "j9", LATER, None, KID)}, "SecretAltered"),
+        (
+            {"secret": CredentialFacts("c", "j9", LATER, ReissueReason("Unparsable", "x"))},
+            "Unparsable",
+        ),
+        ({"secret": None}, "SecretMissing"),
+        ({"stored_secret_name": "old"}, "SecretNameChanged"),
+        ({"stored_id": None}, "NotIssued"),
+    ]
+    seen = []
+    for added, _ in steps:
+        faults.update(added)
+        found = reissue_reason(_state(**faults))
+        assert found is not None
+        seen.append(found.reason)
+    assert seen == [reason for _, reason in steps]
 
 
 def test_a_due_lease_is_renewed_only_when_renewable_and_merely_due() -> None:

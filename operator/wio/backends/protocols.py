@@ -36,7 +36,8 @@ from wio.issuing.keys import (
     certificate_hash_for,
     public_key_fingerprint,
 )
-from wio.issuing.x509svid import Issued, check_dns_name
+from wio.issuing.x509svid import Issued
+from wio.models.dns import check_dns_name
 from wio.models.spiffe import SpiffeID
 
 _ONE_SECOND = dt.timedelta(seconds=1)

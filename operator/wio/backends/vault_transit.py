@@ -27,7 +27,7 @@ Rotation is Vault's (``transit/keys/<key>/rotate`` or ``auto_rotate_period``);
 old versions by raising ``min_decryption_version`` once the longest token TTL has
 passed. A new version signs only after ``activation_delay``, measured from its
 creation time in Vault, so verifiers that cache the JWKS learn the new kid before any
-token carries it (DESIGN.md section 6).
+token carries it (ARCHITECTURE.md §6).
 
 Each signature is verified locally against the version's public key before the token
 is returned. The Vault policy the operator needs::
@@ -62,7 +62,8 @@ from wio.issuing.jwt import (
     jws_signing_input,
     pyjwt_algorithm,
 )
-from wio.issuing.keys import KeyType, PublicKeyTypes, key_type_of
+from wio.issuing.keys import PublicKeyTypes, key_type_of
+from wio.models.keytypes import KeyType
 
 DEFAULT_ACTIVATION_DELAY = dt.timedelta(minutes=5)
 """A new key version signs this long after Vault created it: the SPIFFE bundle's default

@@ -20,10 +20,19 @@ from typing import Any
 import aiohttp
 import kopf
 
+from wio.composition.runtime import Runtime
 from wio.errors import PermanentError, RetryableError
 from wio.k8s.access import ClusterAccess
-from wio.service.bodies import FINALIZER, GROUP, MANAGED_BY, MANAGER, VERSION
-from wio.service.runtime import Runtime
+from wio.names import (
+    FINALIZER,
+    GROUP,
+    IDENTITY_POLICIES,
+    MANAGED_BY,
+    MANAGER,
+    SCOPED_CREDENTIALS,
+    VERSION,
+    WORKLOAD_IDENTITIES,
+)
 
 log = logging.getLogger(__name__)
 # Kopf's connections: one long-lived stream per watched kind (five) plus room for its
@@ -52,7 +61,7 @@ class _NoDiffBase(kopf.DiffBaseStorage):
 
 @asynccontextmanager
 async def _translated() -> AsyncIterator[None]:
-    """wio's exception tree → Kopf's retry semantics, in one place (STYLE.md #12)."""
+    """wio's exception tree → Kopf's retry semantics, in one place (ARCHITECTURE.md §8)."""
     try:
         yield
     except RetryableError as err:
@@ -69,7 +78,7 @@ def build_registry(
 
     @kopf.on.startup(id="wio-startup", registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        # Our finalizer, named after our API group (STYLE.md #14).
+        # Our finalizer, named after our API group.
         settings.persistence.finalizer = FINALIZER
         settings.persistence.diffbase_storage = _NoDiffBase()
         # wio posts its own Events with messages it controls; Kopf's per-handler Events would
@@ -110,14 +119,11 @@ def build_registry(
             server=access.server, default_namespace=access.namespace, aiohttp_session=session
         )
 
-    @kopf.on.event(GROUP, VERSION, "workloadidentities", id="identity-events", registry=registry)
+    @kopf.on.event(GROUP, VERSION, WORKLOAD_IDENTITIES, id="identity-events", registry=registry)
     async def identity_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        deleted = event["type"] == "DELETED"
-        memo.runtime.identities.observe_identity(event["object"], deleted=deleted)
-        # After the identity service has recorded it: ScopedCredentials read its view.
-        memo.runtime.scoped.observe_identity(event["object"], deleted=deleted)
+        memo.runtime.observe_identity(event["object"], deleted=event["type"] == "DELETED")
 
-    @kopf.on.delete(GROUP, VERSION, "workloadidentities", id="identity-revoke", registry=registry)
+    @kopf.on.delete(GROUP, VERSION, WORKLOAD_IDENTITIES, id="identity-revoke", registry=registry)
     async def identity_revoke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         async with _translated():
             await memo.runtime.identities.finalize(dict(body))
@@ -126,29 +132,24 @@ def build_registry(
         "v1", "secrets", id="secret-events", labels={MANAGED_BY: MANAGER}, registry=registry
     )
     async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        deleted = event["type"] == "DELETED"
-        memo.runtime.identities.observe_secret(event["object"], deleted=deleted)
-        memo.runtime.scoped.observe_secret(event["object"], deleted=deleted)
+        memo.runtime.observe_secret(event["object"], deleted=event["type"] == "DELETED")
 
-    @kopf.on.event(GROUP, VERSION, "scopedcredentials", id="credential-events", registry=registry)
+    @kopf.on.event(GROUP, VERSION, SCOPED_CREDENTIALS, id="credential-events", registry=registry)
     async def credential_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime.scoped.observe_credential(event["object"], deleted=event["type"] == "DELETED")
+        memo.runtime.observe_credential(event["object"], deleted=event["type"] == "DELETED")
 
-    @kopf.on.delete(GROUP, VERSION, "scopedcredentials", id="credential-revoke", registry=registry)
+    @kopf.on.delete(GROUP, VERSION, SCOPED_CREDENTIALS, id="credential-revoke", registry=registry)
     async def credential_revoke(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         async with _translated():
             await memo.runtime.scoped.finalize(dict(body))
 
-    @kopf.on.event(GROUP, VERSION, "identitypolicies", id="policy-events", registry=registry)
+    @kopf.on.event(GROUP, VERSION, IDENTITY_POLICIES, id="policy-events", registry=registry)
     async def policy_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        memo.runtime.identities.observe_policy(event["object"], deleted=event["type"] == "DELETED")
-        memo.runtime.scoped.requeue()
+        memo.runtime.observe_policy(event["object"], deleted=event["type"] == "DELETED")
 
     @kopf.on.event("v1", "namespaces", id="namespace-events", registry=registry)
     async def namespace_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-        deleted = event["type"] == "DELETED"
-        memo.runtime.identities.observe_namespace(event["object"], deleted=deleted)
-        memo.runtime.scoped.requeue((event["object"].get("metadata") or {}).get("name", ""))
+        memo.runtime.observe_namespace(event["object"], deleted=event["type"] == "DELETED")
 
     return registry
 

@@ -7,7 +7,7 @@ and returns new values from every method; the state goes in and out as bytes
 (a small JSON document of PEM blocks) so the adapter layer can keep it in a
 Secret without knowing its shape.
 
-Rotation (DESIGN.md section 6: publish before signing, keep until everything
+Rotation (ARCHITECTURE.md §6: publish before signing, keep until everything
 signed has expired) is a pure function of the state and ``now``:
 
 - **prepare** once half the active CA's life has passed: a new root is made and
@@ -64,6 +64,7 @@ from wio.issuing.x509svid import (
     random_serial,
     sign_svid,
 )
+from wio.models.limits import LIFETIME_TO_MAX_LEAF_TTL
 from wio.models.spiffe import SpiffeID, TrustDomain
 
 STATE_KIND = "wio.dev/local-ca-state"
@@ -74,9 +75,6 @@ DEFAULT_CA_LIFETIME = dt.timedelta(days=365)
 
 DEFAULT_MAX_LEAF_TTL = dt.timedelta(days=7)
 """Workload SVIDs are short-lived (default 1h); a week is a generous ceiling for policy."""
-
-LIFETIME_TO_MAX_LEAF_TTL = 6
-"""The CA must live at least this many max leaf TTLs; see the module docstring."""
 
 PREPARE_AT_FRACTION = 0.5
 ACTIVATE_WHEN_REMAINING_FRACTION = 1 / 6

@@ -36,60 +36,10 @@ from jwt.algorithms import Algorithm, get_default_algorithms
 
 from wio.errors import ValidationError
 from wio.issuing.keys import KeyType, PrivateKey, PublicKeyTypes, b64url, generate_private_key
+from wio.models.claims import RESERVED_CLAIMS
 
 #: Largest token we mint; equals the verifier's default limit so we never mint what we reject.
 MAX_TOKEN_BYTES = 16 * 1024
-
-#: Claim names an access token's ``extra_claims`` may not set, compared case-insensitively
-#: (a lax resource server that folds case must not be fooled either). They are the JWT
-#: registered claims (RFC 7519), those RFC 9068/8693/7800 give meaning to, the OIDC ID-token
-#: claims (a token that looks like an ID token could be replayed as one), and the claims
-#: resource servers commonly authorise on (RFC 9068 §2.2.3.1 ``roles``/``groups``/
-#: ``entitlements``, Azure/Okta ``scp``, verified e-mail and phone): a tenant setting any of
-#: these could widen what the token grants beyond the policy-checked ``scope``.
-RESERVED_CLAIMS: frozenset[str] = frozenset(
-    {
-        # RFC 7519 registered claims
-        "iss",
-        "sub",
-        "aud",
-        "exp",
-        "nbf",
-        "iat",
-        "jti",
-        # RFC 9068 / RFC 8693 / RFC 7800
-        "client_id",
-        "scope",
-        "cnf",
-        "act",
-        "may_act",
-        # OpenID Connect Core ID-token claims
-        "azp",
-        "auth_time",
-        "acr",
-        "amr",
-        "nonce",
-        "at_hash",
-        "c_hash",
-        "s_hash",
-        "sid",
-        "sub_jwk",
-        # header-ish names some libraries read from claims
-        "typ",
-        "cty",
-        # authorisation claims resource servers act on
-        "scp",
-        "roles",
-        "groups",
-        "entitlements",
-        "permissions",
-        "email",
-        "email_verified",
-        "phone_number",
-        "phone_number_verified",
-        "preferred_username",
-    }
-)
 
 _JTI_BYTES = 16  # 128 random bits: collisions are not a concern at any issuance rate
 _MAX_TEXT = 256  # longest kid/jti/client_id/scope token we accept, in characters

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Private keys: the key types wio offers, generation, PKCS#8 PEM, and stable fingerprints.
+"""Private keys of the types wio offers: generation, PKCS#8 PEM, and stable fingerprints.
 
 A ``PrivateKey`` wraps the ``cryptography`` key object once; signing code keeps
 the wrapper and never re-parses PEM per signature.
@@ -8,7 +8,6 @@ the wrapper and never re-parses PEM per signature.
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,35 +17,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from wio.errors import ValidationError
+from wio.models.keytypes import KeyType as KeyType  # re-exported: key-making code imports it here
 
 PrivateKeyTypes: TypeAlias = (
     ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 )
 PublicKeyTypes: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
-
-
-class KeyType(enum.StrEnum):
-    """Key types a WorkloadIdentity may ask for. RSA is opt-in: a 2048-bit key costs ~58 ms."""
-
-    ECDSAP256 = "ECDSAP256"
-    ECDSAP384 = "ECDSAP384"
-    ED25519 = "Ed25519"
-    RSA2048 = "RSA2048"
-    RSA3072 = "RSA3072"
-
-    @classmethod
-    def parse(cls, value: str, *, field: str = "keyType") -> KeyType:
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(k.value for k in cls)
-            raise ValidationError(
-                field, f"unknown key type {value!r}; allowed: {allowed}"
-            ) from None
-
-    @property
-    def is_rsa(self) -> bool:
-        return self in (KeyType.RSA2048, KeyType.RSA3072)
 
 
 def generate_private_key(key_type: KeyType) -> PrivateKey:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""X.509-SVIDs: build the certificate template, then sign it (STYLE.md #9).
+"""X.509-SVIDs: build the certificate template, then sign it (ARCHITECTURE.md §8).
 
 ``build_svid_template`` is a pure function of its inputs and ``now``: it decides
 every field of the leaf (SPIFFE ID, DNS names, validity, serial, issuer) and
@@ -36,6 +36,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from wio.clock import whole_seconds
 from wio.errors import ValidationError
 from wio.issuing.keys import PrivateKey, PublicKeyTypes, key_type_of
+from wio.models.dns import check_dns_name
 from wio.models.spiffe import SpiffeID
 
 DEFAULT_SKEW = dt.timedelta(seconds=30)
@@ -47,10 +48,6 @@ SERIAL_BITS = 159
 _ZERO = dt.timedelta(0)
 _EMPTY_NAME = x509.Name([])  # immutable, so one instance serves every leaf
 
-_MAX_DNS_NAME = 253
-_MAX_DNS_LABEL = 63
-_DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-
 
 def random_serial(randbits: Callable[[int], int] = secrets.randbits) -> int:
     """A random positive serial below 2**159 from the OS random source (or an injected one)."""
@@ -59,33 +56,6 @@ def random_serial(randbits: Callable[[int], int] = secrets.randbits) -> int:
         # Zero is not a positive integer; retrying costs one draw in 2**159.
         if 0 < serial < 2**SERIAL_BITS:
             return serial
-
-
-def check_dns_name(name: str, *, field: str = "dnsNames") -> None:
-    """Refuse anything but a lower-case LDH host name, optionally with a leading ``*.``."""
-    if not isinstance(name, str) or not name:
-        raise ValidationError(field, "DNS name must be a non-empty string")
-    if len(name) > _MAX_DNS_NAME:
-        raise ValidationError(
-            field, f"DNS name is {len(name)} characters long; the maximum is {_MAX_DNS_NAME}"
-        )
-    labels = name.split(".")
-    for index, label in enumerate(labels):
-        if index == 0 and label == "*" and len(labels) > 1:
-            continue
-        if not label:
-            raise ValidationError(field, f"DNS name {name!r} has an empty label")
-        if len(label) > _MAX_DNS_LABEL:
-            raise ValidationError(field, f"DNS name {name!r} has a label over 63 characters")
-        bad = next((c for c in label if c not in _DNS_LABEL_CHARS), None)
-        if bad is not None:
-            raise ValidationError(
-                field,
-                f"DNS name {name!r} contains {bad!r}; only lower-case a-z, 0-9 and '-' "
-                "are allowed in a label",
-            )
-        if label.startswith("-") or label.endswith("-"):
-            raise ValidationError(field, f"DNS name {name!r} has a label starting or ending in '-'")
 
 
 def _aware(when: dt.datetime, name: str) -> None:

@@ -20,9 +20,9 @@ import aiohttp
 
 from wio.errors import ApiConflict, ApiNotFound, ApiRejected, ApiUnavailable, WioError
 from wio.k8s.access import ClusterAccess
+from wio.names import API_VERSION, FIELD_MANAGER
 
 log = logging.getLogger(__name__)
-FIELD_MANAGER = "wio"
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -292,7 +292,7 @@ def configmap_path(namespace: str | None, name: str | None = None) -> str:
 
 def custom_path(plural: str, namespace: str | None, name: str | None = None, sub: str = "") -> str:
     ns = f"/namespaces/{namespace}" if namespace else ""
-    path = f"/apis/identity.wio.dev/v1alpha1{ns}/{plural}"
+    path = f"/apis/{API_VERSION}{ns}/{plural}"
     if name:
         path += f"/{name}"
     if sub:

@@ -14,10 +14,11 @@ from typing import Any
 
 from wio.errors import ApiConflict, ApiNotFound
 from wio.k8s.client import KubeClient, secret_path
+from wio.names import MANAGED_BY, MANAGER
 
 CA_KEY = "ca-state.json"
 JWT_KEY = "jwt-keyring.json"
-LABELS = {"app.kubernetes.io/managed-by": "wio", "app.kubernetes.io/component": "local-signer"}
+LABELS = {MANAGED_BY: MANAGER, "app.kubernetes.io/component": "local-signer"}
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,17 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
 from wio.errors import ValidationError
-from wio.issuing.jwt import RESERVED_CLAIMS
-from wio.issuing.keys import KeyType
-from wio.issuing.x509svid import check_dns_name
+from wio.models.claims import RESERVED_CLAIMS
+from wio.models.dns import check_dns_name
 from wio.models.duration import format_duration, parse_duration
+from wio.models.keytypes import KeyType
 
 # --- limits, as in crds/*.yaml ----------------------------------------------------------------
 
@@ -69,7 +69,8 @@ MAX_LABEL_NAME_CHARS = 63
 #: admins, so this only stops a runaway object from making every evaluation slow.
 MAX_POLICY_ITEMS = 256
 
-# Default Secret names are <metadata.name><suffix>; names, not secrets.
+# Default Secret names are <metadata.name><suffix>; names, not secrets. A stored format: a
+# changed suffix would orphan every Secret already written under the old one.
 IDENTITY_SECRET_SUFFIX = "-identity"  # noqa: S105
 CREDENTIAL_SECRET_SUFFIX = "-credential"  # noqa: S105
 SPEC_HASH_CHARS = 16  # 64 bits of SHA-256: collisions between two specs of one object are moot
@@ -321,10 +322,20 @@ def _optional_strings(doc: Mapping[str, Any], key: str, where: str) -> tuple[str
     return _string_tuple(value, f"{where}.{key}", limit=MAX_POLICY_ITEMS)
 
 
-def _default_secret_name(name: object, suffix: str, where: str) -> str:
+def default_identity_secret_name(name: str) -> str:
+    """The Secret the WorkloadIdentity ``name`` writes to when ``spec.secretName`` is unset."""
+    return f"{name}{IDENTITY_SECRET_SUFFIX}"
+
+
+def default_credential_secret_name(name: str) -> str:
+    """The Secret the ScopedCredential ``name`` writes to when ``spec.secretName`` is unset."""
+    return f"{name}{CREDENTIAL_SECRET_SUFFIX}"
+
+
+def _default_secret_name(default_for: Callable[[str], str], name: object, where: str) -> str:
     if not isinstance(name, str) or not name:
         raise ValidationError("metadata.name", "must be a non-empty string")
-    default = f"{name}{suffix}"
+    default = default_for(name)
     if not is_dns1123_subdomain(default):
         raise ValidationError(
             where,
@@ -425,7 +436,9 @@ class WorkloadIdentitySpec:
         doc = _object(spec, "spec", ("serviceAccountName", "x509", "jwt", "secretName", "signer"))
         secret_name = doc.get("secretName")
         if secret_name is None:
-            secret_name = _default_secret_name(name, IDENTITY_SECRET_SUFFIX, "spec.secretName")
+            secret_name = _default_secret_name(
+                default_identity_secret_name, name, "spec.secretName"
+            )
         jwt = doc.get("jwt")
         return cls(
             service_account=_string(doc, "serviceAccountName", "spec"),
@@ -562,7 +575,9 @@ class ScopedCredentialSpec:
         doc = _object(spec, "spec", ("identityRef", "token", "vault", "secretName"))
         secret_name = doc.get("secretName")
         if secret_name is None:
-            secret_name = _default_secret_name(name, CREDENTIAL_SECRET_SUFFIX, "spec.secretName")
+            secret_name = _default_secret_name(
+                default_credential_secret_name, name, "spec.secretName"
+            )
         token, vault = doc.get("token"), doc.get("vault")
         return cls(
             identity_ref=_string(doc, "identityRef", "spec"),

@@ -2,10 +2,11 @@
 """Should this WorkloadIdentity be issued again now? An ordered chain of small named checks.
 
 The operator decides from what the watches delivered: the object's stored status and a
-verdict on its Secret computed when the Secret event arrived (``SecretFacts``). No API read is
-needed, so a rotation costs exactly the writes it makes. Each check returns a
-``ReissueReason`` (CamelCase reason, human message) or None; the first reason wins and becomes
-the condition reason, the Event text and a metric label (STYLE.md #2).
+verdict on its Secret computed when the Secret event arrived (``SecretFacts``: ``secret_facts``
+runs the content checks once and keeps only their verdict). No API read is needed, so a
+rotation costs exactly the writes it makes. Each check returns a ``ReissueReason`` (CamelCase
+reason, human message) or None; the first reason wins and becomes the condition reason, the
+Event text and a metric label (ARCHITECTURE.md §8).
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from wio.clock import parse_rfc3339
+from wio.errors import ValidationError
 from wio.issuing.ca import cert_fingerprint
 from wio.issuing.jwt import parse_unverified
-from wio.issuing.keys import public_key_fingerprint
+from wio.issuing.keys import PrivateKey, public_key_fingerprint
+from wio.names import (
+    GROUP,
+    RENEW_AT_ANNOTATION,
+    SERIAL_ANNOTATION,
+    SPEC_HASH_ANNOTATION,
+)
 from wio.policy.checks import (
     KEY_UNPUBLISHED,
     forced,
@@ -30,15 +39,13 @@ from wio.policy.checks import (
     secret_moved,
     spec_changed,
 )
-from wio.policy.rotation import (
-    ISSUER_NOT_TRUSTED,
-    Observed,
-    ReissueReason,
-    data_missing,
-    issuer_not_trusted,
-    key_mismatch,
-    unparsable,
-)
+from wio.policy.rotation import ReissueReason
+
+#: The keys a WorkloadIdentity Secret must hold for its holder to use it.
+REQUIRED_KEYS: tuple[str, ...] = ("tls.crt", "tls.key", "ca.crt")
+#: Reason when a certificate's CA has left the trust bundle (an emergency rollover distrusted
+#: it) or never was in it: the certificate is re-issued by a trusted one.
+ISSUER_NOT_TRUSTED = "IssuerNotTrusted"
 
 
 @dataclass(frozen=True)
@@ -87,31 +94,100 @@ class IdentityState:
 
 
 Check = Callable[[IdentityState], ReissueReason | None]
-_GROUP = "identity.wio.dev"
 
-# Content checks run when a Secret event arrives; their verdict is all that is kept.
-_CONTENT_CHECKS = (data_missing, unparsable, key_mismatch, issuer_not_trusted)
+
+# --- the Secret's content, judged once when its event arrives -------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretContent:
+    """One identity Secret's data, parsed once for every content check (and then dropped).
+
+    ``chain`` and ``key`` are empty when ``tls.crt`` or ``tls.key`` is missing or unreadable,
+    and the checks that need them leave the verdict to ``data_missing`` and ``unparsable``;
+    ``anchor`` is also None when no trusted CA signed the chain.
+    """
+
+    data: Mapping[str, bytes]
+    chain: tuple[x509.Certificate, ...] = ()
+    key: PrivateKey | None = None
+    anchor: x509.Certificate | None = None  # the trusted CA the chain leads to
+
+    @classmethod
+    def read(
+        cls, data: Mapping[str, bytes], trusted_cas: Sequence[x509.Certificate]
+    ) -> SecretContent:
+        try:
+            chain = tuple(x509.load_pem_x509_certificates(data.get("tls.crt", b"")))
+            key = PrivateKey.from_pem(data.get("tls.key", b""))
+        except (ValueError, ValidationError):
+            return cls(data)
+        if not chain:
+            return cls(data)
+        return cls(data, chain, key, trust_anchor(chain, trusted_cas))
+
+
+ContentCheck = Callable[[SecretContent], ReissueReason | None]
+
+
+def data_missing(c: SecretContent) -> ReissueReason | None:
+    missing = [name for name in REQUIRED_KEYS if not c.data.get(name)]
+    if missing:
+        return ReissueReason("DataMissing", f"the Secret lacks {', '.join(missing)}")
+    return None
+
+
+def unparsable(c: SecretContent) -> ReissueReason | None:
+    if c.key is not None:
+        return None
+    try:
+        if not x509.load_pem_x509_certificates(c.data.get("tls.crt", b"")):
+            raise ValueError("no certificate")
+    except ValueError:
+        return ReissueReason("Unparsable", "tls.crt is not a PEM certificate chain")
+    return ReissueReason("Unparsable", "tls.key is not a readable PEM private key")
+
+
+def key_mismatch(c: SecretContent) -> ReissueReason | None:
+    if c.key is None:
+        return None
+    public_key = c.chain[0].public_key()
+    usable_types = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+    if not isinstance(public_key, usable_types) or not c.key.matches(public_key):
+        return ReissueReason("KeyMismatch", "tls.key is not the key of the tls.crt certificate")
+    return None
+
+
+def issuer_not_trusted(c: SecretContent) -> ReissueReason | None:
+    if c.key is not None and c.anchor is None:
+        return ReissueReason(
+            ISSUER_NOT_TRUSTED, "the certificate is not signed by a currently trusted CA"
+        )
+    return None
+
+
+#: The content checks in the order they run; the first that fires is the Secret's problem.
+CONTENT_CHECKS: tuple[ContentCheck, ...] = (
+    data_missing,
+    unparsable,
+    key_mismatch,
+    issuer_not_trusted,
+)
 
 
 def secret_facts(
     data: Mapping[str, bytes],
     trusted_cas: Sequence[x509.Certificate],
-    now: dt.datetime,
     annotations: Mapping[str, str] | None = None,
 ) -> SecretFacts:
-    """Judge one identity Secret's content once, keeping only the verdict and the serial."""
-    observed = Observed(
-        secret_data=data,
-        expected_spiffe_id="spiffe://unused",  # identity checks happen against status later
-        expected_spec_hash="unused",
-        stored_spec_hash=None,
-        stored_renewal_time=None,
-        trusted_cas=trusted_cas,
-        now=now,
-    )
-    problem = next((r for r in (c(observed) for c in _CONTENT_CHECKS) if r is not None), None)
+    """Judge one identity Secret's content once, keeping only the verdict and the serial.
+
+    Whether it is the right credential (SPIFFE ID, serial, spec) and whether it is due are
+    judged later against the owner's status, by the chain.
+    """
+    content = SecretContent.read(data, trusted_cas)
+    problem = next((r for r in (c(content) for c in CONTENT_CHECKS) if r is not None), None)
     cert = _leaf(data)
-    anchor = observed.anchor
     token = parse_unverified(data["token"]) if data.get("token") else None
     return SecretFacts(
         serial=format(cert.serial_number, "x") if cert else None,
@@ -121,11 +197,41 @@ def secret_facts(
         not_before=cert.not_valid_before_utc if cert else None,
         not_after=cert.not_valid_after_utc if cert else None,
         key_fingerprint=public_key_fingerprint(cert.public_key()) if cert else None,  # type: ignore[arg-type]
-        annotations={k: v for k, v in (annotations or {}).items() if k.startswith(_GROUP)},
+        annotations=wio_annotations(annotations or {}),
         # Interned: ten thousand Secrets share a handful of anchors and kids.
-        anchor=sys.intern(cert_fingerprint(anchor)) if anchor is not None else None,
+        anchor=sys.intern(cert_fingerprint(content.anchor)) if content.anchor else None,
         token_kid=sys.intern(token.kid) if token is not None and token.kid else None,
     )
+
+
+def trust_anchor(
+    chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]
+) -> x509.Certificate | None:
+    """The trusted CA that signed ``chain[0]`` directly or through ``chain[1:]``, or None.
+
+    Only signatures and issuer names are checked, walking up the chain the Secret carries;
+    full path validation is the verifier's job, this only decides whether to reissue.
+    """
+    for index, cert in enumerate(chain):
+        for ca in trusted:
+            if _issued_by(cert, ca):
+                return ca
+        if index + 1 >= len(chain) or not _issued_by(cert, chain[index + 1]):
+            return None
+    return None
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def wio_annotations(annotations: Mapping[str, str]) -> dict[str, str]:
+    """wio's own annotations: the only ones adoption reads, and all a view keeps."""
+    return {k: v for k, v in annotations.items() if k.startswith(GROUP)}
 
 
 def issued_anchor(
@@ -173,27 +279,13 @@ def _single_uri_san(cert: x509.Certificate) -> str | None:
     return uris[0] if len(uris) == 1 else None
 
 
+# --- the chain over the stored status and the Secret's verdict ------------------------------------
+
+
 def not_issued(s: IdentityState) -> ReissueReason | None:
     if s.stored_serial is None:
         return ReissueReason("NotIssued", "no credential has been issued yet")
     return None
-
-
-def facts_from_annotations(annotations: Mapping[str, str]) -> SecretFacts:
-    """What wio's own annotations say a Secret holds, before its content has been checked."""
-
-    def when(name: str) -> dt.datetime | None:
-        return parse_rfc3339(annotations.get(f"{_GROUP}/{name}"))
-
-    return SecretFacts(
-        serial=annotations.get(f"{_GROUP}/serial"),
-        spiffe_id=annotations.get(f"{_GROUP}/spiffe-id"),
-        problem=None,
-        has_token=f"{_GROUP}/jwt-expires-at" in annotations,
-        not_after=when("not-after"),
-        key_fingerprint=annotations.get(f"{_GROUP}/key-fingerprint"),
-        annotations={k: v for k, v in annotations.items() if k.startswith(_GROUP)},
-    )
 
 
 ADOPT = "AdoptSecret"
@@ -207,11 +299,11 @@ def secret_adoptable(s: IdentityState) -> ReissueReason | None:
         return None
     if f.spiffe_id != s.expected_spiffe_id or f.not_after is None or f.not_after <= s.now:
         return None
-    if f.annotations.get(f"{_GROUP}/serial") != f.serial:
+    if f.annotations.get(SERIAL_ANNOTATION) != f.serial:
         return None
-    if f.annotations.get(f"{_GROUP}/spec-hash") != s.spec_hash:
+    if f.annotations.get(SPEC_HASH_ANNOTATION) != s.spec_hash:
         return None
-    if not f.annotations.get(f"{_GROUP}/renew-at"):
+    if not f.annotations.get(RENEW_AT_ANNOTATION):
         return None
     if s.wants_token and not f.has_token:
         return None
@@ -273,11 +365,13 @@ def token_renewal_due(s: IdentityState) -> ReissueReason | None:
 
 
 CHECKS: tuple[Check, ...] = (
+    # First: a credential written just before a crash is recorded, not replaced, whether the
+    # crash came during the first issuance (status still empty) or a later one.
+    secret_adoptable,
     not_issued,
     secret_moved,
     secret_missing,
     secret_damaged,
-    secret_adoptable,
     secret_replaced,
     issuer_distrusted,
     token_key_unpublished,

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Should this ScopedCredential be issued again, or its lease renewed, now?
 
-The same shape as ``wio.policy.reconcile`` for WorkloadIdentities (STYLE.md #2): the operator
+The same shape as ``wio.policy.reconcile`` for WorkloadIdentities (ARCHITECTURE.md §8): the operator
 decides from the object's stored status and a verdict on its Secret computed when the Secret
 event arrived (``CredentialFacts``, never the content), through an ordered chain of small
 named checks. The first reason wins and becomes the condition reason, the Event text and a
@@ -20,6 +20,12 @@ from dataclasses import dataclass
 
 from wio.clock import parse_rfc3339
 from wio.issuing.jwt import parse_unverified
+from wio.names import (
+    DATA_KEYS_ANNOTATION,
+    EXPIRES_AT_ANNOTATION,
+    JTI_ANNOTATION,
+    LEASE_ID_ANNOTATION,
+)
 from wio.policy.checks import (
     forced,
     key_unpublished,
@@ -30,12 +36,6 @@ from wio.policy.checks import (
 )
 from wio.policy.rotation import ReissueReason
 
-_GROUP = "identity.wio.dev"
-#: Annotations wio writes on a ScopedCredential's Secret: facts about the credential only.
-JTI_ANNOTATION = f"{_GROUP}/jti"
-LEASE_ANNOTATION = f"{_GROUP}/lease-id"
-EXPIRES_ANNOTATION = f"{_GROUP}/expires-at"
-KEYS_ANNOTATION = f"{_GROUP}/data-keys"
 #: The Secret key that holds an access token.
 TOKEN_KEY = "token"  # noqa: S105 - a key name
 
@@ -67,7 +67,7 @@ def credential_facts(
     source: Source, owner: str, data: Mapping[str, bytes], annotations: Mapping[str, str]
 ) -> CredentialFacts:
     """Judge a ScopedCredential Secret's content once, keeping only the verdict and the IDs."""
-    expires_at = parse_rfc3339(annotations.get(EXPIRES_ANNOTATION))
+    expires_at = parse_rfc3339(annotations.get(EXPIRES_AT_ANNOTATION))
     if source is Source.TOKEN:
         token = data.get(TOKEN_KEY)
         if not token:
@@ -91,8 +91,8 @@ def credential_facts(
                 ReissueReason("SecretAltered", "the Secret holds a token wio did not write"),
             )
         return CredentialFacts(owner, jti, expires_at, None, sys.intern(parsed.kid or "") or None)
-    lease = annotations.get(LEASE_ANNOTATION) or None
-    wanted = [k for k in (annotations.get(KEYS_ANNOTATION) or "").split(",") if k]
+    lease = annotations.get(LEASE_ID_ANNOTATION) or None
+    wanted = [k for k in (annotations.get(DATA_KEYS_ANNOTATION) or "").split(",") if k]
     missing = [k for k in wanted if not data.get(k)]
     if not data or missing:
         what = f"key {missing[0]}" if missing else "data"

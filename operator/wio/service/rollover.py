@@ -6,7 +6,7 @@ value is any request ID, and a new ID asks again:
 
 - ``identity.wio.dev/rollover-ca`` / ``rollover-jwt``: publish a new CA (or JWT key) now and
   sign with it ``rolloverPublishDelay`` later, once verifiers have fetched it. The old one
-  stays published until everything it signed has expired (DESIGN.md section 6).
+  stays published until everything it signed has expired (ARCHITECTURE.md §6).
 - ``identity.wio.dev/distrust-ca`` / ``distrust-jwt``: emergency. A fresh CA (key) signs at
   once and the distrusted ones leave the trust bundle (JWKS) at once; every certificate
   (token) they signed is then re-issued through the usual issuance rate limit, and an Event
@@ -38,18 +38,24 @@ from wio.issuing.keyring_state import dump_keyring
 from wio.k8s.events import EventRecorder
 from wio.k8s.signer_state import SignerStateStore
 from wio.metrics import Metrics
-from wio.service.bodies import GROUP
+from wio.names import (
+    ACK_SUFFIX,
+    DISTRUST_CA_ANNOTATION,
+    DISTRUST_JWT_ANNOTATION,
+    ROLLOVER_CA_ANNOTATION,
+    ROLLOVER_JWT_ANNOTATION,
+)
 from wio.service.signers import SignerSet
 from wio.service.trust import TrustPublisher
 
 log = logging.getLogger(__name__)
 
-ROLLOVER_CA = f"{GROUP}/rollover-ca"
-ROLLOVER_JWT = f"{GROUP}/rollover-jwt"
-DISTRUST_CA = f"{GROUP}/distrust-ca"
-DISTRUST_JWT = f"{GROUP}/distrust-jwt"
-REQUESTS = (DISTRUST_CA, ROLLOVER_CA, DISTRUST_JWT, ROLLOVER_JWT)
-ACK_SUFFIX = "-ack"
+REQUESTS = (
+    DISTRUST_CA_ANNOTATION,
+    ROLLOVER_CA_ANNOTATION,
+    DISTRUST_JWT_ANNOTATION,
+    ROLLOVER_JWT_ANNOTATION,
+)
 
 # Sleep at most this long: a clock step or a missed wake-up costs an hour at worst.
 MAX_SLEEP_SECONDS = 3600.0
@@ -206,7 +212,11 @@ class KeyRollover:
         self._track_distrust()
 
     async def _ca_request(self, pending: Mapping[str, str]) -> None:
-        requests = {name: pending[name] for name in (DISTRUST_CA, ROLLOVER_CA) if name in pending}
+        requests = {
+            name: pending[name]
+            for name in (DISTRUST_CA_ANNOTATION, ROLLOVER_CA_ANNOTATION)
+            if name in pending
+        }
         if not requests:
             return
         now = self._clock.now()
@@ -216,7 +226,7 @@ class KeyRollover:
         async def persist(data: bytes) -> None:
             await self._store.save(ca=data, annotations=acks)
 
-        if DISTRUST_CA in requests:
+        if DISTRUST_CA_ANNOTATION in requests:
             ca = await self._authority.update(lambda ca: ca.distrust(now), persist)
             gone = ", ".join(p.fingerprint[:16] for p in (old.active, old.prepared) if p)
             self._distrusted("ca", "CADistrusted", f"CA {gone}", f"CA {ca.active.fingerprint[:16]}")
@@ -237,7 +247,11 @@ class KeyRollover:
         self._done(requests)
 
     async def _jwt_request(self, pending: Mapping[str, str]) -> None:
-        requests = {name: pending[name] for name in (DISTRUST_JWT, ROLLOVER_JWT) if name in pending}
+        requests = {
+            name: pending[name]
+            for name in (DISTRUST_JWT_ANNOTATION, ROLLOVER_JWT_ANNOTATION)
+            if name in pending
+        }
         if not requests:
             return
         now = self._clock.now()
@@ -248,7 +262,7 @@ class KeyRollover:
 
         old = self._jwt.ring
         fresh = SigningKey.generate(old.active.alg)
-        if DISTRUST_JWT in requests:
+        if DISTRUST_JWT_ANNOTATION in requests:
             ring = await self._jwt.update(lambda ring: ring.distrust(fresh), persist)
             gone = ", ".join(k.kid for k in (old.active, old.staged) if k)
             self._distrusted("jwt", "JwtKeyDistrusted", f"JWT key {gone}", f"key {ring.active.kid}")

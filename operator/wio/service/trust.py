@@ -14,18 +14,15 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from wio.errors import ApiNotFound, ApiRejected, WioError
 from wio.issuing.bundle import SpiffeBundle, build_spiffe_bundle, oidc_jwks, pem_bundle
-from wio.k8s.client import KubeClient, configmap_path, list_watched
-from wio.service.bodies import GROUP, MANAGED_BY, MANAGER, canonical_json, trust_configmap
-from wio.service.revocations import RevocationStore
+from wio.k8s.revocations import RevocationStore
+from wio.k8s.trust_store import TrustConfigMaps
 from wio.service.signers import SignerSet
 
 log = logging.getLogger(__name__)
-HASH_ANNOTATION = f"{GROUP}/content-hash"
 # Coalesce bursts: wait this long after the first change before publishing, so a run of
 # revocations or issuances costs one ConfigMap write per namespace, not one each. The durable
 # revocation list in the operator's namespace is written before a finalizer lets go; this is
@@ -37,17 +34,9 @@ RECHECK_SECONDS = 60.0
 
 class TrustPublisher:
     def __init__(
-        self,
-        kube: KubeClient,
-        *,
-        name: str,
-        signers: SignerSet,
-        revocations: RevocationStore,
-        namespaces: Sequence[str] = (),
+        self, store: TrustConfigMaps, *, signers: SignerSet, revocations: RevocationStore
     ) -> None:
-        self._kube = kube
-        self._namespaces = tuple(namespaces)
-        self._name = name
+        self._store = store
         self._signers = signers
         self._revocations = revocations
         self._published: dict[str, str] = {}  # namespace -> content hash
@@ -60,17 +49,11 @@ class TrustPublisher:
 
     async def load(self) -> None:
         """Learn what is already published, so a restart rewrites nothing that is current."""
-        for body in await list_watched(
-            self._kube, self._namespaces, configmap_path, f"{MANAGED_BY}={MANAGER}"
-        ):
-            meta = body.get("metadata") or {}
-            if meta.get("name") != self._name:
-                continue
-            namespace = meta.get("namespace", "")
-            self._wanted.add(namespace)
-            self._published[namespace] = (meta.get("annotations") or {}).get(HASH_ANNOTATION, "")
-            raw = (body.get("data") or {}).get("bundle.spiffe.json")
+        for found in await self._store.published():
+            self._wanted.add(found.namespace)
+            self._published[found.namespace] = found.content_hash
             try:
+                raw = found.spiffe_bundle_json
                 bundle = SpiffeBundle.from_json(raw) if raw else None
             except WioError:
                 bundle = None
@@ -152,16 +135,15 @@ class TrustPublisher:
 
     async def publish_now(self) -> None:
         content = await self._content()
-        digest = hashlib.sha256(
-            canonical_json({k: v.decode() for k, v in content.items()})
-        ).hexdigest()[:16]
+        canonical = json.dumps(
+            {k: v.decode() for k, v in content.items()}, sort_keys=True, separators=(",", ":")
+        )
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
         for namespace in sorted(self._wanted):
             if self._published.get(namespace) == digest:
                 continue
-            body: dict[str, Any] = trust_configmap(namespace, self._name, **content)
-            body["metadata"]["annotations"] = {HASH_ANNOTATION: digest}
             try:
-                await self._kube.apply(configmap_path(namespace, self._name), body)
+                await self._store.write(namespace, content, digest)
             except (ApiNotFound, ApiRejected) as err:
                 # A namespace being deleted refuses new objects; it needs no bundle any more.
                 log.info("no trust bundle for namespace %s: %s", namespace, err)

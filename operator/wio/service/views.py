@@ -1,9 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
-"""In-memory views of what the watches delivered, kept compact.
+"""In-memory views of what the watches delivered, kept compact, and the rules for events.
 
 The operator decides from these views and never reads the API on the rotation path. Each view
-keeps only what decisions need (a Secret is reduced to ``SecretFacts`` as soon as it arrives,
-never its content), so memory stays small at ten thousand identities.
+keeps only what decisions need (a Secret is reduced to its facts as soon as it arrives, never
+its content), so memory stays small at ten thousand objects.
+
+Event rules, the same for every kind:
+
+- ``accept_event``: an event older than our own last status write must not roll the status
+  we know back;
+- ``wants_work``: only a change of what reconciliation acts on queues work (our own status
+  writes come back as events and must not);
+- ``older``: resourceVersions are compared only when both are etcd's integers.
 """
 
 from __future__ import annotations
@@ -12,10 +20,11 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from wio.policy.reconcile import SecretFacts
-from wio.service.bodies import FINALIZER, MANAGED_BY, MANAGER, OWNER_LABEL, ROTATE_ANNOTATION
+from wio.names import FINALIZER, MANAGER, ROTATE_ANNOTATION
+
+F = TypeVar("F")
 
 
 @dataclass(frozen=True, order=True)
@@ -28,8 +37,8 @@ class ObjectKey:
 
 
 @dataclass
-class IdentityView:
-    """The parts of a WorkloadIdentity that reconciliation reads."""
+class ObjectView:
+    """The parts of a WorkloadIdentity or ScopedCredential that reconciliation reads."""
 
     key: ObjectKey
     uid: str
@@ -46,7 +55,7 @@ class IdentityView:
     written_version: str | None = None
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> IdentityView:
+    def from_body(cls, body: Mapping[str, Any]) -> ObjectView:
         meta = body.get("metadata") or {}
         annotations = meta.get("annotations") or {}
         return cls(
@@ -62,6 +71,40 @@ class IdentityView:
         )
 
 
+def older(version: str | None, than: str | None) -> bool:
+    """True when resourceVersion ``version`` is known to precede ``than``.
+
+    resourceVersions are opaque to clients in general; etcd-backed ones are increasing
+    integers, and only then do we compare. Anything else is treated as not older.
+    """
+    if not version or not than:
+        return False
+    try:
+        return int(version) < int(than)
+    except ValueError:
+        return False
+
+
+def accept_event(previous: ObjectView | None, view: ObjectView) -> None:
+    """Keep the status we wrote when ``view`` comes from an event that predates our write."""
+    if previous is not None and older(view.resource_version, previous.written_version):
+        view.status = previous.status
+        view.written_version = previous.written_version
+
+
+def wants_work(previous: ObjectView | None, view: ObjectView) -> bool:
+    """Did this event change what reconciliation acts on (not merely our own status)?"""
+    if view.deleting:
+        return False
+    return (
+        previous is None
+        or previous.generation != view.generation
+        or previous.forced_request != view.forced_request
+        or previous.uid != view.uid
+        or previous.guarded != view.guarded
+    )
+
+
 def decode_secret_data(body: Mapping[str, Any]) -> dict[str, bytes]:
     decoded: dict[str, bytes] = {}
     for name, value in (body.get("data") or {}).items():
@@ -72,28 +115,30 @@ def decode_secret_data(body: Mapping[str, Any]) -> dict[str, bytes]:
     return decoded
 
 
-def owner_key(body: Mapping[str, Any]) -> ObjectKey | None:
-    """The WorkloadIdentity a wio-managed Secret belongs to, from its label."""
-    meta = body.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY) != MANAGER or not labels.get(OWNER_LABEL):
-        return None
-    return ObjectKey(meta.get("namespace", ""), labels[OWNER_LABEL])
-
-
 @dataclass
-class SecretIndex:
-    """Verdicts on wio-managed Secrets, keyed by (namespace, Secret name)."""
+class SecretIndex(Generic[F]):
+    """One kind's verdicts on the Secrets wio wrote for it, keyed by (namespace, Secret name)."""
 
-    facts: dict[ObjectKey, SecretFacts] = field(default_factory=dict)
+    facts: dict[ObjectKey, F] = field(default_factory=dict)
+    # The object each Secret belongs to, from its owner label (to refuse a second owner).
+    owners: dict[ObjectKey, str] = field(default_factory=dict)
     # Who last wrote each Secret besides wio (from managedFields), to name a competing writer.
     foreign_writers: dict[ObjectKey, str] = field(default_factory=dict)
     # The resourceVersion our own last write of each Secret produced; older events are stale.
     written: dict[ObjectKey, str | None] = field(default_factory=dict)
     synced: bool = False
 
-    def get(self, namespace: str, name: str) -> SecretFacts | None:
+    def get(self, namespace: str, name: str) -> F | None:
         return self.facts.get(ObjectKey(namespace, name))
+
+    def drop(self, key: ObjectKey, *, keep_writer: bool = False) -> None:
+        """Forget a Secret; ``keep_writer`` remembers who else wrote it (deleted by someone
+        else, it is about to be restored, and a competing writer must still be named)."""
+        self.facts.pop(key, None)
+        self.owners.pop(key, None)
+        self.written.pop(key, None)
+        if not keep_writer:
+            self.foreign_writers.pop(key, None)
 
 
 def last_foreign_writer(managed_fields: list[Mapping[str, Any]]) -> str | None:

@@ -8,6 +8,7 @@
 - ``DueScheduler`` keeps one due time per key in a heap and sleeps until the earliest; it is
   woken early when a key's due time moves. Nothing polls: an idle operator sleeps.
 - ``TokenBucket`` rate-limits issuance so a restart after downtime does not stampede.
+- ``KeyedLocks`` keeps reconcile and finalize of one object from overlapping.
 
 Time comes from an injected monotonic source and wall clock, so tests drive them directly.
 """
@@ -20,7 +21,7 @@ import datetime as dt
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from wio.clock import Clock
@@ -171,3 +172,29 @@ class TokenBucket:
                 await asyncio.sleep((1 - self._tokens) / self._rate)
                 self._refill()
             self._tokens -= 1
+
+
+class KeyedLocks(Generic[K]):
+    """One lock per key, held by reconcile and finalize alike, dropped when nobody holds or
+    waits for it (so ten thousand idle objects hold no locks)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[K, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: K) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)

@@ -3,19 +3,25 @@
 
 ``Runtime.start`` builds the Kubernetes client, loads (or creates) the local signer's state,
 builds the named signers, loads the revocation list and what trust bundles are already
-published, and starts the service. ``stop`` undoes it in reverse order.
+published, seeds the watched caches and starts the controllers. ``stop`` undoes it in reverse
+order. Every collaborator is handed over at construction; nothing is wired afterwards.
+
+The ``observe_*`` methods are what the Kopf handlers call with each watch event: they route
+it to the cache and to the controllers that care.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from wio.backends.local import LocalAuthority, LocalJwtSigner
 from wio.backends.protocols import JwtSigner, X509Authority
 from wio.backends.vault import VaultClient
 from wio.clock import Clock
+from wio.composition.vault import vault_authority, vault_dynamic_secrets, vault_jwt_signer
 from wio.config import AdminConfig, SignerConfig, VaultPkiX509, VaultTransitJwt
 from wio.issuing.ca import CAConfig, LocalCA
 from wio.issuing.jwt import JwtKeyRing, SigningKey
@@ -23,17 +29,21 @@ from wio.issuing.keyring_state import dump_keyring, load_keyring
 from wio.k8s.access import ClusterAccess
 from wio.k8s.client import KubeClient
 from wio.k8s.events import EventRecorder
+from wio.k8s.revocations import RevocationStore
 from wio.k8s.signer_state import SignerState, SignerStateStore
+from wio.k8s.trust_store import TrustConfigMaps
 from wio.metrics import Metrics
 from wio.models.resources import MAX_JWT_TTL, MAX_TOKEN_TTL
-from wio.service.identities import IdentityService
+from wio.service.cache import WatchedCache
+from wio.service.controller import Collaborators
+from wio.service.identities import IdentityController
 from wio.service.introspection import Introspector
-from wio.service.revocations import RevocationStore
+from wio.service.leases import LeaseRevoker
 from wio.service.rollover import KeyRollover
-from wio.service.scoped import ScopedCredentialService
+from wio.service.scoped import ScopedCredentialController
 from wio.service.signers import Signer, SignerSet
 from wio.service.trust import TrustPublisher
-from wio.service.vault_signers import vault_authority, vault_dynamic_secrets, vault_jwt_signer
+from wio.service.workqueue import TokenBucket
 
 
 class KubeFactory(Protocol):
@@ -50,10 +60,11 @@ class Runtime:
     revocations: RevocationStore
     trust: TrustPublisher
     events: EventRecorder
-    identities: IdentityService
+    cache: WatchedCache
+    identities: IdentityController
+    scoped: ScopedCredentialController
     metrics: Metrics
     vault_clients: list[VaultClient]
-    scoped: ScopedCredentialService
     introspector: Introspector
     rollover: KeyRollover
     ready: bool = False
@@ -83,27 +94,25 @@ class Runtime:
                     for name, sc in config.signers.items()
                 }
             )
-            trust_holder: list[TrustPublisher] = []
             revocations = RevocationStore(
                 kube,
                 namespace=config.operator_namespace,
                 name=config.revocation_configmap,
                 clock=clock,
-                on_change=lambda: trust_holder[0].revocations_changed() if trust_holder else None,
             )
             await revocations.load()
             trust = TrustPublisher(
-                kube,
-                name=config.trust_configmap,
+                TrustConfigMaps(
+                    kube, name=config.trust_configmap, namespaces=config.watch_namespaces
+                ),
                 signers=signers,
                 revocations=revocations,
-                namespaces=config.watch_namespaces,
             )
-            trust_holder.append(trust)
             await trust.load()
             await signers.trust_bundle()
             events = EventRecorder(kube)
-            identities = IdentityService(
+            cache = WatchedCache()
+            parts = Collaborators(
                 config=config,
                 kube=kube,
                 signers=signers,
@@ -113,25 +122,20 @@ class Runtime:
                 metrics=metrics,
                 clock=clock,
                 rng=rng or random.Random(),  # noqa: S311 - rotation jitter, not a secret
+                bucket=TokenBucket(config.issuance_rate, config.issuance_burst),
+                cache=cache,
+                policy_defaults=config.policy_defaults(),
             )
-            scoped = ScopedCredentialService(
-                config=config,
-                kube=kube,
-                identities=identities,
-                signers=signers,
-                vault=(
-                    vault_dynamic_secrets(config.vault, clock, vault_clients)
-                    if config.vault is not None
-                    else None
-                ),
-                revocations=revocations,
-                events=events,
-                metrics=metrics,
-                clock=clock,
-                rng=rng or random.Random(),  # noqa: S311 - rotation jitter, not a secret
+            vault = (
+                vault_dynamic_secrets(config.vault, clock, vault_clients)
+                if config.vault is not None
+                else None
+            )
+            scoped = ScopedCredentialController(
+                parts, LeaseRevoker(vault, revocations, metrics, clock)
             )
             # A deleted identity's ScopedCredentials are revoked before its finalizer lets go.
-            identities.dependents.append(scoped.revoke_for_identity)
+            identities = IdentityController(parts, dependents=scoped.revoke_for_identity)
             introspector = Introspector(
                 issuer=config.jwt_issuer,
                 trust_domain=config.trust_domain.name,
@@ -155,11 +159,13 @@ class Runtime:
                 # A retired JWT key stays published as long as the longest token the API
                 # allows: policies can raise the configured maximums up to it.
                 jwt_retire_after=max(MAX_JWT_TTL, MAX_TOKEN_TTL) + config.skew,
-                on_distrust=(identities.signers_changed, scoped.requeue),
+                on_distrust=(identities.requeue, scoped.requeue),
                 untrusted=lambda: identities.untrusted_count() + scoped.untrusted_count(),
             )
             events.start()
             trust.start()
+            await cache.load(kube)
+            # Identities first: a ScopedCredential's first decision reads its identity's view.
             await identities.start()
             await scoped.start()
             rollover.start()
@@ -175,10 +181,11 @@ class Runtime:
             revocations=revocations,
             trust=trust,
             events=events,
+            cache=cache,
             identities=identities,
+            scoped=scoped,
             metrics=metrics,
             vault_clients=vault_clients,
-            scoped=scoped,
             introspector=introspector,
             rollover=rollover,
         )
@@ -195,6 +202,31 @@ class Runtime:
         for client in self.vault_clients:
             client.close()
         await self.kube.close()
+
+    # -- watch events, routed --------------------------------------------------------------------
+
+    def observe_identity(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        self.identities.observe(body, deleted=deleted)
+        # After the identity controller has recorded it: ScopedCredentials read its view.
+        self.scoped.observe_identity(body, deleted=deleted)
+
+    def observe_credential(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        self.scoped.observe(body, deleted=deleted)
+
+    def observe_secret(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        self.identities.observe_secret(body, deleted=deleted)
+        self.scoped.observe_secret(body, deleted=deleted)
+
+    def observe_policy(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        self.cache.observe_policy(body, deleted=deleted)
+        self.identities.requeue()
+        self.scoped.requeue()
+
+    def observe_namespace(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        if self.cache.observe_namespace(body, deleted=deleted):
+            name = (body.get("metadata") or {}).get("name", "")
+            self.identities.requeue(name)
+            self.scoped.requeue(name)
 
 
 async def _local_signers(

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The durable revocation list: one ConfigMap in the operator's namespace, written coalesced.
 
+Storage only: the controllers decide what is revoked; this module keeps it.
+
 ``add`` returns only once the list that contains the new entries is stored, so a finalizer
 never lets go of an object whose revocation could still be lost. Concurrent revocations
 share writes: while one write is in flight, later entries wait and go out together in the
@@ -11,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from wio.clock import Clock
 from wio.errors import ApiNotFound
 from wio.k8s.client import KubeClient, configmap_path
 from wio.models.revocation import Revocation, RevocationList
-from wio.service.bodies import MANAGED_BY, MANAGER
+from wio.names import MANAGED_BY, MANAGER
 
 log = logging.getLogger(__name__)
 DATA_KEY = "revocations.json"
@@ -31,13 +33,11 @@ class RevocationStore:
         namespace: str,
         name: str,
         clock: Clock,
-        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._kube = kube
         self._namespace = namespace
         self._name = name
         self._clock = clock
-        self._on_change = on_change
         self._lock = asyncio.Lock()
         self._dirty = False
         self.current = RevocationList()
@@ -54,20 +54,11 @@ class RevocationStore:
         self.current = self.current.add(entries)
         self._dirty = True
         await self._flush()
-        self._on_change()
 
     async def mark_upstream_done(self, kind: str, id_: str) -> None:
         self.current = self.current.mark_upstream_done(kind, id_)
         self._dirty = True
         await self._flush()
-
-    async def prune(self) -> None:
-        pruned = self.current.prune(self._clock.now())
-        if pruned is not self.current:
-            self.current = pruned
-            self._dirty = True
-            await self._flush()
-            self._on_change()
 
     async def _flush(self) -> None:
         async with self._lock:

@@ -1,0 +1,403 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The WorkloadIdentity controller, driven directly over a recording API client.
+
+One table: each situation an identity can be in, and what one reconcile (or the finalizer)
+then writes (verbs and paths, in order), what the last status patch says in its conditions,
+and which Events are posted. Then the write budgets of issuance and rotation, and the race
+of a deletion with an issuance in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support.recording import (
+    REVOCATIONS_PATH,
+    Harness,
+    Outcome,
+    condition_message,
+    conditions,
+    leaf_certificate,
+    object_body,
+    revoked_ids,
+    running,
+    uri_sans,
+)
+from wio.errors import SignerUnavailable
+from wio.k8s.client import custom_path, secret_path
+from wio.names import ROTATIONS_ANNOTATION, WORKLOAD_IDENTITIES, WORKLOAD_IDENTITY
+from wio.service.views import ObjectKey
+
+pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
+
+NS, NAME = "payments", "api"
+KEY = ObjectKey(NS, NAME)
+SPIFFE_ID = "spiffe://example.org/ns/payments/sa/api"
+SECRET = secret_path(NS, "api-identity")
+OBJECT = custom_path(WORKLOAD_IDENTITIES, NS, NAME)
+STATUS = custom_path(WORKLOAD_IDENTITIES, NS, NAME, "status")
+POLICY = {
+    "namespaceSelector": {"matchLabels": {"team": "payments"}},
+    "x509": {"maxTTL": "2h", "dnsNames": ["api.payments.example.org"]},
+}
+SPEC: Mapping[str, Any] = {"serviceAccountName": "api"}
+WITH_JWT: Mapping[str, Any] = {
+    "serviceAccountName": "api",
+    "x509": {"dnsNames": ["api.payments.example.org"]},
+    "jwt": {"audiences": ["ledger"]},
+}
+#: Past the latest renewal time of a 1h certificate (50% +- 10% jitter), before its expiry.
+PAST_RENEWAL = 40 * 60
+
+#: ``status`` conditions of each outcome, as ``{type: (status, reason)}``.
+ISSUED = {
+    "Ready": ("True", "Issued"),
+    "Issuing": ("False", "Idle"),
+    "SignerAvailable": ("True", "Available"),
+    "PolicyDenied": ("False", "Allowed"),
+}
+ROTATED = {**ISSUED, "Ready": ("True", "Rotated")}
+ADOPTED = {**ISSUED, "Ready": ("True", "Adopted")}
+
+
+# -- arranging a situation -----------------------------------------------------------------------
+
+
+def watched(h: Harness, spec: Mapping[str, Any] = SPEC, name: str = NAME) -> None:
+    """The namespace and its policy are watched, and the identity has just been created."""
+    h.observe_namespace(NS, {"team": "payments"})
+    h.observe_policy("payments", POLICY)
+    h.add_identity(object_body(WORKLOAD_IDENTITY, NS, name, spec))
+
+
+async def issued(h: Harness) -> Harness:
+    watched(h)
+    await h.identities.reconcile(KEY)
+    return h
+
+
+async def renewal_due(h: Harness) -> Harness:
+    await issued(h)
+    h.clock.advance(PAST_RENEWAL)
+    return h
+
+
+def created(spec: Mapping[str, Any]) -> Callable[[Harness], Awaitable[Harness]]:
+    async def arrange(h: Harness) -> Harness:
+        watched(h, spec)
+        return h
+
+    return arrange
+
+
+async def signer_down(h: Harness) -> Harness:
+    watched(h)
+    h.authority.fail_next(1, SignerUnavailable("the CA is sealed"), operation="issue")
+    return h
+
+
+async def secret_name_taken(h: Harness) -> Harness:
+    """Another identity already writes to the Secret name this one asks for."""
+    watched(h, {"serviceAccountName": "web", "secretName": "api-identity"}, name="web")
+    await h.identities.reconcile(ObjectKey(NS, "web"))
+    h.add_identity(object_body(WORKLOAD_IDENTITY, NS, NAME, SPEC))
+    return h
+
+
+async def crash_before_the_status_patch(h: Harness) -> Harness:
+    """The process dies between the Secret write and the status patch; a new one starts and
+    its watches deliver the identity (status as last recorded) and the Secret."""
+    held = h.kube.hold("merge_patch", STATUS)
+    reconciling = asyncio.create_task(h.identities.reconcile(KEY))
+    await held.reached.wait()
+    reconciling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reconciling
+    h = await h.restart()
+    h.observe_namespace(NS, {"team": "payments"})
+    h.observe_policy("payments", POLICY)
+    h.identities.observe(await h.kube.get(OBJECT))
+    h.identities.observe_secret(await h.kube.get(SECRET))
+    return h
+
+
+async def crashed_during_first_issuance(h: Harness) -> Harness:
+    watched(h)
+    return await crash_before_the_status_patch(h)
+
+
+async def crashed_during_rotation(h: Harness) -> Harness:
+    await renewal_due(h)
+    return await crash_before_the_status_patch(h)
+
+
+# -- acting --------------------------------------------------------------------------------------
+
+
+async def reconcile(h: Harness) -> None:
+    await h.identities.reconcile(KEY)
+
+
+async def finalize(h: Harness) -> None:
+    await h.identities.finalize(await h.deleting(WORKLOAD_IDENTITIES, NS, NAME))
+
+
+# -- what else a user would check ----------------------------------------------------------------
+
+
+def carries_the_workload_spiffe_id(h: Harness, out: Outcome) -> None:
+    cert = leaf_certificate(out.write("apply", SECRET))
+    assert uri_sans(cert) == [SPIFFE_ID]
+    assert out.status is not None
+    assert out.status["serialNumber"] == format(cert.serial_number, "x")
+    assert out.status["rotations"] == 0
+
+
+def stays_ready(h: Harness, out: Outcome) -> None:
+    stored = h.kube.objects[OBJECT]["status"]
+    assert conditions(stored)["Ready"] == ("True", "Issued")
+
+
+def counts_one_rotation(h: Harness, out: Outcome) -> None:
+    cert = leaf_certificate(out.write("apply", SECRET))
+    first = h.kube.since()[0]  # the first issuance's Secret write
+    assert format(cert.serial_number, "x") != format(leaf_certificate(first).serial_number, "x")
+    assert out.status is not None
+    assert out.status["rotations"] == 1
+    assert "RenewalDue" in condition_message(out.status, "Ready")
+
+
+def names_the_field(field: str) -> Callable[[Harness, Outcome], None]:
+    def check(h: Harness, out: Outcome) -> None:
+        assert condition_message(out.status, "Ready").startswith(f"{field}:")
+        assert out.events[0]["message"].startswith(f"{field}:")
+
+    return check
+
+
+def names_the_other_owner(h: Harness, out: Outcome) -> None:
+    assert "WorkloadIdentity web" in condition_message(out.status, "Ready")
+    assert h.kube.objects[SECRET]["metadata"]["labels"]["identity.wio.dev/workloadidentity"] == (
+        "web"
+    )
+
+
+def records_what_the_secret_holds(h: Harness, out: Outcome) -> None:
+    secret = h.kube.objects[SECRET]
+    notes = secret["metadata"]["annotations"]
+    assert out.status is not None
+    assert out.status["serialNumber"] == notes["identity.wio.dev/serial"]
+    assert out.status["rotations"] == int(notes[ROTATIONS_ANNOTATION])
+
+
+def lists_the_serial_as_revoked(h: Harness, out: Outcome) -> None:
+    serial = h.kube.objects[OBJECT]["status"]["serialNumber"]
+    assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "x509") == {serial}
+    assert h.authority.revoked == [serial]  # the signer was told too
+    assert SECRET not in h.kube.objects
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Situation:
+    arrange: Callable[[Harness], Awaitable[Harness]]
+    writes: list[tuple[str, str]]
+    #: The conditions of the last status patch; None: status is not written at all.
+    conditions: Mapping[str, tuple[str, str]] | None
+    events: list[str]
+    act: Callable[[Harness], Awaitable[None]] = reconcile
+    then: Callable[[Harness, Outcome], None] | None = field(default=None)
+
+
+SITUATIONS = [
+    pytest.param(
+        Situation(
+            created(SPEC),
+            writes=[("apply", SECRET), ("merge_patch", STATUS)],
+            conditions=ISSUED,
+            events=["Issued"],
+            then=carries_the_workload_spiffe_id,
+        ),
+        id="first-issuance",
+    ),
+    pytest.param(
+        Situation(issued, writes=[], conditions=None, events=[], then=stays_ready),
+        id="already-valid-writes-nothing",
+    ),
+    pytest.param(
+        Situation(
+            renewal_due,
+            writes=[("apply", SECRET), ("merge_patch", STATUS)],
+            conditions=ROTATED,
+            events=["Rotated"],
+            then=counts_one_rotation,
+        ),
+        id="renewal-due-rotates",
+    ),
+    pytest.param(
+        Situation(
+            created({"serviceAccountName": "api", "x509": {"ttl": "soon"}}),
+            writes=[("merge_patch", STATUS)],
+            conditions={"Ready": ("False", "InvalidSpec"), "Issuing": ("False", "InvalidSpec")},
+            events=["InvalidSpec"],
+            then=names_the_field("spec.x509.ttl"),
+        ),
+        id="invalid-spec",
+    ),
+    pytest.param(
+        Situation(
+            created({"serviceAccountName": "api", "x509": {"ttl": "3h"}}),
+            writes=[("merge_patch", STATUS)],
+            conditions={
+                "Ready": ("False", "PolicyDenied"),
+                "Issuing": ("False", "PolicyDenied"),
+                "PolicyDenied": ("True", "PolicyDenied"),
+            },
+            events=["PolicyDenied"],
+            then=names_the_field("spec.x509.ttl"),
+        ),
+        id="policy-denied",
+    ),
+    pytest.param(
+        Situation(
+            signer_down,
+            writes=[("merge_patch", STATUS)],
+            conditions={
+                "Ready": ("False", "NotIssued"),
+                "Issuing": ("False", "Failed"),
+                "SignerAvailable": ("False", "SignerUnavailable"),
+            },
+            events=["SignerError"],
+        ),
+        id="signer-failure",
+    ),
+    pytest.param(
+        Situation(
+            secret_name_taken,
+            writes=[("merge_patch", STATUS)],
+            conditions={
+                "Ready": ("False", "SecretConflict"),
+                "Issuing": ("False", "SecretConflict"),
+            },
+            events=["SecretConflict"],
+            then=names_the_other_owner,
+        ),
+        id="secret-held-by-another-identity",
+    ),
+    pytest.param(
+        Situation(
+            crashed_during_rotation,
+            writes=[("merge_patch", STATUS)],
+            conditions=ADOPTED,
+            events=[],
+            then=records_what_the_secret_holds,
+        ),
+        id="adopted-after-a-crash-during-rotation",
+    ),
+    pytest.param(
+        Situation(
+            crashed_during_first_issuance,
+            writes=[("merge_patch", STATUS)],
+            conditions=ADOPTED,
+            events=[],
+            then=records_what_the_secret_holds,
+        ),
+        id="adopted-after-a-crash-during-first-issuance",
+    ),
+    pytest.param(
+        Situation(
+            issued,
+            act=finalize,
+            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH)],
+            conditions=None,
+            events=["Revoked"],
+            then=lists_the_serial_as_revoked,
+        ),
+        id="finalize-revokes",
+    ),
+]
+
+
+@pytest.mark.parametrize("situation", SITUATIONS)
+async def test_each_situation_makes_its_writes_conditions_and_events(
+    situation: Situation,
+) -> None:
+    async with running() as first:
+        h = await situation.arrange(first)  # may be a new process, after a crash
+        try:
+            out = await h.step(situation.act(h))
+            assert out.verbs_and_paths == situation.writes
+            if situation.conditions is None:
+                assert out.status is None
+            else:
+                assert conditions(out.status) == situation.conditions
+            assert out.event_reasons == situation.events
+            if situation.then is not None:
+                situation.then(h, out)
+        finally:
+            await h.close()
+
+
+# -- write budgets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [SPEC, WITH_JWT], ids=["x509", "x509-dns-and-jwt"])
+async def test_an_issuance_costs_at_most_three_writes_and_every_rotation_at_most_two(
+    spec: Mapping[str, Any],
+) -> None:
+    async with running() as h:
+        watched(h, spec)
+        issuance = await h.step(reconcile(h))
+        # The budget is three; the finalizer patch is Kopf's, so here: Secret, then status.
+        assert len(issuance.writes) <= 3
+        assert issuance.verbs_and_paths == [("apply", SECRET), ("merge_patch", STATUS)]
+        rotations, token_refreshes = 0, 0
+        for _ in range(3 * 60):  # three hours, a minute at a time
+            h.clock.advance(60)
+            out = await h.step(reconcile(h))
+            if out.writes:
+                assert len(out.writes) <= 2, out.verbs_and_paths
+                assert out.verbs_and_paths[-1] == ("merge_patch", STATUS)
+                if out.verbs_and_paths[0] == ("merge_patch", SECRET):
+                    token_refreshes += 1  # only the JWT-SVID was due
+                else:
+                    rotations += 1
+        assert rotations >= 5  # a 1h certificate renews about every half hour
+        assert h.kube.objects[OBJECT]["status"]["rotations"] == rotations
+        assert (token_refreshes > 0) == ("jwt" in spec)
+
+
+# -- deletion racing an issuance -----------------------------------------------------------------
+
+
+async def test_a_deletion_during_an_issuance_revokes_the_certificate_that_issuance_wrote() -> None:
+    async with running() as h:
+        watched(h)  # queues the identity's key
+        held = h.kube.hold("apply", SECRET)
+        h.identities.queue.start()  # a worker picks it up and holds the identity's lock
+        await held.reached.wait()  # ...and is now writing the Secret
+        # Kopf runs the finalizer with the body it holds: no credential in its status yet.
+        body = await h.deleting(WORKLOAD_IDENTITIES, NS, NAME)
+        assert "status" not in body
+        finalizing = asyncio.create_task(h.identities.finalize(body))
+        for _ in range(50):  # let the finalizer run as far as it can on its own
+            await asyncio.sleep(0)
+        held.release()
+        await finalizing
+        await h.identities.queue.wait_idle()
+
+        done = Outcome(h.kube.writes(), [])
+        steps = done.verbs_and_paths
+        assert steps.index(("apply", SECRET)) < steps.index(("delete", SECRET))
+        written = leaf_certificate(done.write("apply", SECRET))
+        assert ("apply", REVOCATIONS_PATH) in steps, f"no revocation list was written: {steps}"
+        revoked = revoked_ids(done.write("apply", REVOCATIONS_PATH), "x509")
+        assert format(written.serial_number, "x") in revoked
+        assert SECRET not in h.kube.objects  # nothing is left behind
