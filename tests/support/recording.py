@@ -45,7 +45,7 @@ from wio.metrics import Metrics
 from wio.models.spiffe import TrustDomain
 from wio.names import API_VERSION, FINALIZER
 from wio.service.cache import WatchedCache
-from wio.service.controller import Collaborators
+from wio.service.kind import Collaborators
 from wio.service.identities import IdentityController
 from wio.service.leases import LeaseRevoker
 from wio.service.scoped import ScopedCredentialController

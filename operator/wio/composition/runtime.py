@@ -35,9 +35,9 @@ from wio.k8s.trust_store import TrustConfigMaps
 from wio.metrics import Metrics
 from wio.models.resources import MAX_JWT_TTL, MAX_TOKEN_TTL
 from wio.service.cache import WatchedCache
-from wio.service.controller import Collaborators
 from wio.service.identities import IdentityController
 from wio.service.introspection import Introspector
+from wio.service.kind import Collaborators
 from wio.service.leases import LeaseRevoker
 from wio.service.rollover import KeyRollover
 from wio.service.scoped import ScopedCredentialController

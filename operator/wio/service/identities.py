@@ -51,13 +51,9 @@ from wio.policy.reconcile import (
 from wio.policy.rotation import ReissueReason
 from wio.service import identity_secret, readiness
 from wio.service.bodies import secret_manifest
-from wio.service.controller import (
-    Blocked,
-    Collaborators,
-    CredentialController,
-    Live,
-)
+from wio.service.controller import CredentialController
 from wio.service.failures import UPSTREAM_REVOKE_TIMEOUT
+from wio.service.kind import Blocked, Collaborators, Live
 from wio.service.views import ObjectKey, ObjectView, decode_secret_data
 
 log = logging.getLogger(__name__)

@@ -1,42 +1,26 @@
 # SPDX-License-Identifier: Apache-2.0
 """ScopedCredential: what the controller core (``wio.service.controller``) needs of this kind.
 
-- **gate**: the referenced WorkloadIdentity in the same namespace must exist and be Ready
-  (read from the watched cache); its SPIFFE ID is the credential's subject;
-- **policy**: ``evaluate_scoped`` over the IdentityPolicies matching the namespace (with no
-  matching policy a credential is denied), then, for Vault, the admin's mounts;
-- **chain**: ``wio.policy.scoped``;
-- **act**, under the operator-wide issuance rate limit:
-  - ``spec.token``: an RFC 9068 access token (``typ`` at+jwt) signed by the identity's signer.
-    ``sub`` and ``client_id`` are the identity's SPIFFE ID (the workload is both the subject
-    and the OAuth client), ``iss`` the admin's ``jwtIssuer``, ``aud``, ``scope`` and the extra
-    claims as asked and allowed. The signed token is verified before it is written.
-  - ``spec.vault``: a read of ``spec.vault.path``; the data keys go to the Secret. At half the
-    lease the lease is renewed (the Secret's data stays); once Vault grants less than asked
-    (the role's max TTL is near) or refuses, the secret is read again (``wio.service.leases``).
-  then ONE Secret write (``Opaque``, labelled and owned by the ScopedCredential) and ONE
-  status patch.
-- **revoke**: the ``jti`` or every live lease (upstream too), on delete or when the
-  WorkloadIdentity is deleted (``revoke_for_identity``, called by its finalizer). After an
-  identity deletion the ScopedCredential itself stays, ``Ready=False`` with reason
-  ``IdentityNotFound``, and issues again only if an identity of that name returns.
+The subject is the referenced WorkloadIdentity's SPIFFE ID; it must exist in the namespace and
+be Ready. Policy is ``evaluate_scoped`` (no matching IdentityPolicy denies), then, for Vault,
+the admin's mounts; the chain is ``wio.policy.scoped``. ``spec.token`` issues an RFC 9068
+access token (``sub`` and ``client_id`` the identity's SPIFFE ID: the workload is both subject
+and OAuth client), verified before it is written; ``spec.vault`` reads a dynamic secret and
+renews its lease at half-life until Vault grants less than asked, then reads again
+(``wio.service.leases``). Deleting the credential, or its identity (``revoke_for_identity``,
+called by the identity's finalizer), revokes the ``jti`` or every live lease; after an
+identity deletion the ScopedCredential stays, ``Ready=False`` with ``IdentityNotFound``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
-from wio.backends.protocols import JwtType
-from wio.clock import parse_rfc3339, rfc3339, whole_seconds
-from wio.errors import SignerRejected, ValidationError, WioError
-from wio.issuing.jwt import access_token_claims, new_jti
-from wio.issuing.verify_jwt import JwtVerifier, TokenProfile
-from wio.k8s.client import secret_path
+from wio.clock import parse_rfc3339
+from wio.errors import ValidationError
 from wio.models.resources import (
     ScopedCredentialSpec,
     WorkloadIdentitySpec,
@@ -48,16 +32,13 @@ from wio.policy.rotation import ReissueReason
 from wio.policy.scoped import (
     CredentialFacts,
     CredentialState,
-    LeaseAction,
     Source,
-    after_renewal,
-    lease_action,
     reissue_reason,
 )
 from wio.service import credential_secret, readiness
-from wio.service.bodies import secret_manifest
-from wio.service.controller import Blocked, Collaborators, CredentialController, Live
-from wio.service.leases import LeaseRevoker, live_leases_of, retired_status
+from wio.service.kind import Blocked, Collaborators, Live
+from wio.service.leases import LeaseRevoker, live_leases_of
+from wio.service.scoped_issuing import ScopedIssuing, Subject
 from wio.service.status import condition
 from wio.service.views import ObjectKey, ObjectView, decode_secret_data
 
@@ -65,30 +46,12 @@ log = logging.getLogger(__name__)
 
 #: Status fields that describe an issued credential; cleared when its identity is deleted.
 CREDENTIAL_FIELDS = (
-    "jti",
-    "leaseID",
-    "leaseExpiresAt",
-    "leaseDuration",
-    "leaseRenewable",
-    "retiredLeases",
-    "expiresAt",
-    "renewalTime",
-    "specHash",
-    "spiffeID",
+    *("jti", "leaseID", "leaseExpiresAt", "leaseDuration", "leaseRenewable", "retiredLeases"),
+    *("expiresAt", "renewalTime", "specHash", "spiffeID"),
 )
 
 
-@dataclass(frozen=True)
-class Subject:
-    """The referenced identity: its spec (for the signer) and SPIFFE ID."""
-
-    identity: WorkloadIdentitySpec
-    spiffe_id: str
-
-
-class ScopedCredentialController(
-    CredentialController[ScopedCredentialSpec, Subject, CredentialState, CredentialFacts]
-):
+class ScopedCredentialController(ScopedIssuing):
     kind = SCOPED_CREDENTIAL
     plural = SCOPED_CREDENTIALS
     owner_label = CREDENTIAL_OWNER_LABEL
@@ -248,246 +211,15 @@ class ScopedCredentialController(
             1 for f in self.secrets.facts.values() if f.kid is not None and f.kid not in kids
         )
 
-    # -- acting --------------------------------------------------------------------------------
-
-    async def act(
-        self,
-        view: ObjectView,
-        spec: ScopedCredentialSpec,
-        subject: Subject,
-        state: CredentialState,
-        reason: ReissueReason,
-    ) -> None:
-        if spec.token is not None:
-            await self._issue_token(view, spec, subject, reason)
-        elif lease_action(reason, view.status.get("leaseRenewable") is True) is LeaseAction.RENEW:
-            await self._renew_lease(view, spec, subject, reason)
-        else:
-            await self._read_secret(view, spec, subject, reason)
-
-    async def _issue_token(
-        self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject, reason: ReissueReason
-    ) -> None:
-        token_spec = spec.token
-        assert token_spec is not None
-        now = await self.issuance_slot()
-        started = time.perf_counter()
-        signer_name = subject.identity.signer
-        signer = self.signers.get(signer_name)
-        claims = access_token_claims(
-            self.config.jwt_issuer,
-            subject.spiffe_id,
-            token_spec.audience,
-            token_spec.scopes,
-            subject.spiffe_id,  # client_id: the workload is the OAuth client and the subject
-            token_spec.ttl,
-            now,
-            new_jti(),
-            dict(token_spec.claims),
-        )
-        signed = await signer.jwt.sign(claims, typ=JwtType.ACCESS_TOKEN)
-        # New material is checked before it replaces anything.
-        try:
-            JwtVerifier(
-                await signer.jwt.public_jwks(),
-                audience=token_spec.audience,
-                issuer=self.config.jwt_issuer,
-                profile=TokenProfile.ACCESS_TOKEN,
-            ).verify(signed.token, now)
-        except WioError as err:
-            raise SignerRejected(
-                f"signer {signer_name} returned a token that does not verify"
-            ) from err
-        jti = str(claims["jti"])
-        issued_at = dt.datetime.fromtimestamp(int(claims["iat"]), dt.UTC)
-        expires = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
-        renew = self.renewal(issued_at, expires)
-        data, notes = credential_secret.encode_token(
-            signed.token,
-            subject=subject.spiffe_id,
-            jti=jti,
-            expires=expires,
-            renew=renew,
-            spec_hash=spec.spec_hash(),
-        )
-        await self._write_secret(view, spec.secret_name, data, notes)
-        message = f"access token {jti} for {subject.spiffe_id}, valid until {rfc3339(expires)}"
-        await self._record(
-            view,
-            spec,
-            subject,
-            reason,
-            Source.TOKEN,
-            {"jti": jti},
-            expires,
-            renew,
-            message,
-            started,
-        )
-
-    async def _read_secret(
-        self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject, reason: ReissueReason
-    ) -> None:
-        assert spec.vault is not None
-        vault = self.leases.vault
-        assert vault is not None
-        await self.issuance_slot()
-        started = time.perf_counter()
-        secret = await vault.read(spec.vault.path)
-        now = self.clock.now()
-        expires = whole_seconds(now + secret.lease_duration)
-        renew = self.renewal(whole_seconds(now), expires)
-        data, notes = credential_secret.encode_vault(
-            secret.data,
-            subject=subject.spiffe_id,
-            lease_id=secret.lease_id,
-            path=spec.vault.path,
-            expires=expires,
-            renew=renew,
-            spec_hash=spec.spec_hash(),
-        )
-        try:
-            await self._write_secret(view, spec.secret_name, data, notes)
-        except BaseException:
-            # Nobody will ever see these credentials: take them back rather than leave them
-            # live until the lease runs out.
-            await self.leases.revoke_unused(secret.lease_id)
-            raise
-        fields: dict[str, Any] = {
-            "leaseID": secret.lease_id,
-            "leaseExpiresAt": rfc3339(expires),
-            "leaseDuration": int(secret.lease_duration.total_seconds()),
-            "leaseRenewable": secret.renewable,
-            "retiredLeases": retired_status(live_leases_of(view.status, now)),
-        }
-        message = (
-            f"read {spec.vault.path} for {subject.spiffe_id}, lease valid until "
-            f"{rfc3339(expires)} ({'renewable' if secret.renewable else 'not renewable'})"
-        )
-        await self._record(
-            view, spec, subject, reason, Source.VAULT, fields, expires, renew, message, started
-        )
-
-    async def _renew_lease(
-        self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject, reason: ReissueReason
-    ) -> None:
-        """Extend the current lease: the Secret's data stays, its expiry annotations move."""
-        vault = self.leases.vault
-        assert vault is not None
-        lease_id = str(view.status.get("leaseID"))
-        requested = dt.timedelta(seconds=int(view.status.get("leaseDuration") or 0))
-        try:
-            renewal = await vault.renew(lease_id, requested)
-        except SignerRejected as err:
-            # Gone, revoked or not renewable after all: a fresh read replaces it.
-            log.info("renewing the lease of %s failed (%s); reading again", view.key, err)
-            refused = ReissueReason("LeaseNotRenewable", "Vault refused renewal")
-            await self._read_secret(view, spec, subject, refused)
-            return
-        now = self.clock.now()
-        if renewal.lease_duration <= dt.timedelta(0):
-            exhausted = ReissueReason("LeaseExhausted", "the lease cannot grow")
-            await self._read_secret(view, spec, subject, exhausted)
-            return
-        expires = whole_seconds(now + renewal.lease_duration)
-        renew = self.renewal(whole_seconds(now), expires)
-        renewable = after_renewal(requested, renewal.lease_duration, renewal.renewable)
-        notes = credential_secret.lease_renewal(expires, renew)
-        namespace = view.key.namespace
-        answer = await self.kube.merge_patch(
-            secret_path(namespace, spec.secret_name), {"metadata": {"annotations": notes}}
-        )
-        facts = self.secrets.get(namespace, spec.secret_name)
-        if facts is not None:  # its echo is not judged again: record the new expiry here
-            self.record_written(
-                namespace,
-                spec.secret_name,
-                answer,
-                view.key.name,
-                replace(facts, expires_at=expires),
-            )
-        path = spec.vault.path if spec.vault else "the secret"
-        message = f"renewed the lease of {path} until {rfc3339(expires)}"
-        await self.write_status(
-            view,
-            now,
-            {
-                "leaseExpiresAt": rfc3339(expires),
-                "expiresAt": rfc3339(expires),
-                "renewalTime": rfc3339(renew),
-                "leaseRenewable": renewable,
-            },
-            self.readiness.issued("Renewed", message),
-        )
-        self.succeeded(view)
-        self.metrics.rotations.labels("vault", "LeaseRenewed", "success").inc()
-        self.scheduler.schedule(view.key, renew)
-        log.info("renewed %s: %s", view.key, message)
-
-    async def _write_secret(
-        self,
-        view: ObjectView,
-        secret_name: str,
-        data: Mapping[str, bytes],
-        annotations: Mapping[str, str],
-    ) -> None:
-        manifest = secret_manifest(
-            self.owner(view),
-            secret_name,
-            data,
-            annotations,
-            self.owner_label,
-            secret_type="Opaque",  # noqa: S106 - a Secret type
-        )
-        namespace = view.key.namespace
-        answer = await self.kube.apply(secret_path(namespace, secret_name), manifest)
-        facts = credential_secret.judge(view.key.name, data, annotations)
-        self.record_written(namespace, secret_name, answer, view.key.name, facts)
-
-    async def _record(
-        self,
-        view: ObjectView,
-        spec: ScopedCredentialSpec,
-        subject: Subject,
-        reason: ReissueReason,
-        source: Source,
-        fields: dict[str, Any],
-        expires: dt.datetime,
-        renew: dt.datetime,
-        message: str,
-        started: float,
-    ) -> None:
-        status = {
-            **fields,
-            "spiffeID": subject.spiffe_id,
-            "secretName": spec.secret_name,
-            "specHash": spec.spec_hash(),
-            "expiresAt": rfc3339(expires),
-            "renewalTime": rfc3339(renew),
-            "rotations": self.rotations(view),
-        }
-        if reason.reason == "ForcedRotation":
-            status["lastForcedRotation"] = view.forced_request
-        await self.record_issuance(
-            view,
-            reason,
-            source=source.value,
-            message=message,
-            fields=status,
-            due=renew,
-            started=started,
-        )
-
     # -- revocation ----------------------------------------------------------------------------
 
     def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
         """What status records, and what the Secret holds (written just before a crash,
         before status could record it)."""
         status = view.status
-        is_vault = "vault" in view.spec or bool(status.get("leaseID"))
-        kind = "lease" if is_vault else "token"
+        kind = _revoked_kind(view)
         live: dict[str, dt.datetime] = {}
-        if is_vault:
+        if kind == "lease":
             live.update(live_leases_of(status, now))
         else:
             jti, expires = status.get("jti"), parse_rfc3339(status.get("expiresAt"))
@@ -516,8 +248,7 @@ class ScopedCredentialController(
     def revocation_report(
         self, view: ObjectView, secret_name: str, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
-        is_vault = "vault" in view.spec or bool(view.status.get("leaseID"))
-        kind = "lease" if is_vault else "token"
+        kind = _revoked_kind(view)
         ids = sorted(item.id for item in live)
         what = ", ".join(ids) if kind == "token" else f"{len(ids)} lease(s)"
         subject = view.status.get("spiffeID") or view.key
@@ -551,3 +282,8 @@ class ScopedCredentialController(
 
 def _source(spec: ScopedCredentialSpec) -> Source:
     return Source.TOKEN if spec.token is not None else Source.VAULT
+
+
+def _revoked_kind(view: ObjectView) -> str:
+    """The revocation list's entry kind of what this credential issued: lease or token."""
+    return "lease" if "vault" in view.spec or view.status.get("leaseID") else "token"

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What a kind of credential object supplies to the controller core, and the values they share.
+
+``KindHooks`` lists the gaps ``wio.service.controller.CredentialController`` leaves for each
+kind (how it parses, gates, decides, issues and revokes); ``Collaborators`` is what every
+controller acts through; ``Blocked`` and ``Live`` are the values the hooks return.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from wio.clock import Clock
+from wio.config import AdminConfig
+from wio.k8s.client import KubeClient
+from wio.k8s.events import EventRecorder
+from wio.k8s.revocations import RevocationStore
+from wio.metrics import Metrics
+from wio.models.limits import PolicyDefaults
+from wio.policy.rotation import ReissueReason
+from wio.service.cache import WatchedCache
+from wio.service.signers import SignerSet
+from wio.service.trust import TrustPublisher
+from wio.service.views import ObjectKey, ObjectView
+from wio.service.workqueue import TokenBucket
+
+SpecT = TypeVar("SpecT")
+SubjectT = TypeVar("SubjectT")
+StateT = TypeVar("StateT")
+FactsT = TypeVar("FactsT")
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why nothing can be issued right now (a condition reason and message)."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Live:
+    """One credential an object may still have in use, to be listed when it is revoked."""
+
+    kind: str  # x509 | jwt | token | lease: the revocation list's entry kind
+    id: str  # serial (hex), jti or lease ID
+    expires_at: dt.datetime
+    key_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """What every controller acts through; built once by the composition root."""
+
+    config: AdminConfig
+    kube: KubeClient
+    signers: SignerSet
+    trust: TrustPublisher
+    revocations: RevocationStore
+    events: EventRecorder
+    metrics: Metrics
+    clock: Clock
+    rng: random.Random
+    #: One issuance rate limit for the whole operator, shared by every kind.
+    bucket: TokenBucket
+    cache: WatchedCache
+    #: The limits policy applies where no IdentityPolicy sets them.
+    policy_defaults: PolicyDefaults
+
+
+class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
+    """The gaps in the lifecycle that each kind fills (abstract) or may fill (defaults)."""
+
+    @abc.abstractmethod
+    def parse(self, view: ObjectView) -> SpecT:
+        """The validated spec; raises ``ValidationError`` naming the field."""
+
+    @abc.abstractmethod
+    def secret_name(self, spec: SpecT) -> str: ...
+
+    @abc.abstractmethod
+    def recorded_secret_name(self, view: ObjectView) -> str:
+        """The Secret this object's credential was written to, without parsing the spec."""
+
+    @abc.abstractmethod
+    def gate(self, view: ObjectView, spec: SpecT) -> SubjectT | Blocked:
+        """The subject to issue for, or why nothing can be issued yet."""
+
+    @abc.abstractmethod
+    def policy(self, view: ObjectView, spec: SpecT, subject: SubjectT) -> str | None:
+        """The denial message naming the field, or None when allowed."""
+
+    @abc.abstractmethod
+    def gather(self, view: ObjectView, spec: SpecT, subject: SubjectT, now: dt.datetime) -> StateT:
+        """What the reissue chain reads: status, the Secret's facts, the signers' keys."""
+
+    @abc.abstractmethod
+    def chain(self, state: StateT) -> ReissueReason | None: ...
+
+    @abc.abstractmethod
+    def next_due(self, state: StateT) -> dt.datetime | None: ...
+
+    @abc.abstractmethod
+    async def act(
+        self, view: ObjectView, spec: SpecT, subject: SubjectT, state: StateT, reason: ReissueReason
+    ) -> None:
+        """Issue, adopt, refresh or renew; raises a ``WioError`` on failure."""
+
+    @abc.abstractmethod
+    def judge_secret(self, owner: str, body: Mapping[str, Any]) -> FactsT:
+        """The facts of one of this kind's Secrets, as the watch delivered it."""
+
+    @abc.abstractmethod
+    def issued_before(self, view: ObjectView) -> bool:
+        """Status records a credential (so a new one is a rotation, not a first issuance)."""
+
+    @abc.abstractmethod
+    def valid_until(self, view: ObjectView) -> dt.datetime | None: ...
+
+    @abc.abstractmethod
+    def failure_labels(self, view: ObjectView, spec: SpecT) -> tuple[str, str]:
+        """(signer, source) metric labels of a failed issuance."""
+
+    @abc.abstractmethod
+    def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
+        """Every credential this object may still have live (status and its Secret)."""
+
+    @abc.abstractmethod
+    async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
+        """Tell the signer or Vault; the IDs it did not confirm (retried later)."""
+
+    @abc.abstractmethod
+    def revocation_report(
+        self, view: ObjectView, secret_name: str, live: Sequence[Live], pending: set[str]
+    ) -> tuple[str, dict[str, Any], tuple[str, str]]:
+        """The Event message, the audit fields of the kind, and the metric labels."""
+
+    def facts_from_metadata(self, owner: str, annotations: Mapping[str, str]) -> FactsT | None:
+        """What wio's own annotations say a Secret holds, for a kind that lists its Secrets
+        by metadata only at start-up; None leaves it to the watch, which delivers content."""
+        return None
+
+    def urgency(self, body: Mapping[str, Any]) -> str:
+        """Sort key of the start-up pass: the most urgent objects are looked at first."""
+        return ""
+
+    def on_settled(self, view: ObjectView, state: StateT) -> None:
+        """Nothing was issued; the credential is valid."""
+
+    def on_not_ready(self, view: ObjectView) -> None:
+        """The object's credential is not usable (denied, expired)."""
+
+    def on_observed(self, view: ObjectView) -> None:
+        """A watch event recorded ``view``."""
+
+    def on_forget(self, key: ObjectKey) -> None:
+        """The object is gone from the cache."""
+
+    async def before_revoke(self, view: ObjectView) -> None:
+        """The finalizer runs: revoke what was issued on the object's behalf first."""
