@@ -35,6 +35,7 @@ from cryptography import x509
 
 from tests.support.fakes import DEFAULT_TRUST_DOMAIN, FakeAuthority, FakeJwtSigner
 from wio.clock import FakeClock, rfc3339
+from wio.composition.runtime import build_controllers
 from wio.config import AdminConfig
 from wio.errors import ApiConflict, ApiNotFound, WioError
 from wio.k8s.client import KubeClient, configmap_path, custom_path
@@ -45,9 +46,8 @@ from wio.metrics import Metrics
 from wio.models.spiffe import TrustDomain
 from wio.names import API_VERSION, FINALIZER
 from wio.service.cache import WatchedCache
-from wio.service.kind import Collaborators
 from wio.service.identities import IdentityController
-from wio.service.leases import LeaseRevoker
+from wio.service.kind import Collaborators
 from wio.service.scoped import ScopedCredentialController
 from wio.service.signers import Signer, SignerSet
 from wio.service.trust import TrustPublisher
@@ -461,8 +461,7 @@ class Harness:
             cache=cache,
             policy_defaults=config.policy_defaults(),
         )
-        scoped = ScopedCredentialController(parts, LeaseRevoker(None, revocations, metrics, clock))
-        identities = IdentityController(parts, dependents=scoped.revoke_for_identity)
+        identities, scoped = build_controllers(parts, None)
         events.start()
         return cls(clock, kube, authority, jwt, parts, identities, scoped)
 

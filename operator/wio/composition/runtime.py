@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from wio.backends.local import LocalAuthority, LocalJwtSigner
 from wio.backends.protocols import JwtSigner, X509Authority
 from wio.backends.vault import VaultClient
+from wio.backends.vault_dynamic import VaultDynamicSecrets
 from wio.clock import Clock
 from wio.composition.vault import vault_authority, vault_dynamic_secrets, vault_jwt_signer
 from wio.config import AdminConfig, SignerConfig, VaultPkiX509, VaultTransitJwt
@@ -131,11 +132,7 @@ class Runtime:
                 if config.vault is not None
                 else None
             )
-            scoped = ScopedCredentialController(
-                parts, LeaseRevoker(vault, revocations, metrics, clock)
-            )
-            # A deleted identity's ScopedCredentials are revoked before its finalizer lets go.
-            identities = IdentityController(parts, dependents=scoped.revoke_for_identity)
+            identities, scoped = build_controllers(parts, vault)
             introspector = Introspector(
                 issuer=config.jwt_issuer,
                 trust_domain=config.trust_domain.name,
@@ -227,6 +224,17 @@ class Runtime:
             name = (body.get("metadata") or {}).get("name", "")
             self.identities.requeue(name)
             self.scoped.requeue(name)
+
+
+def build_controllers(
+    parts: Collaborators, vault: VaultDynamicSecrets | None
+) -> tuple[IdentityController, ScopedCredentialController]:
+    """The controllers of the two kinds, wired once."""
+    leases = LeaseRevoker(vault, parts.revocations, parts.metrics, parts.clock)
+    scoped = ScopedCredentialController(parts, leases)
+    # A deleted identity's ScopedCredentials are revoked before its finalizer lets go.
+    identities = IdentityController(parts, dependents=scoped.revoke_for_identity)
+    return identities, scoped
 
 
 async def _local_signers(

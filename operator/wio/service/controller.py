@@ -126,7 +126,7 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             metadata_only=self.list_secret_metadata,
         ):
             if self.list_secret_metadata:
-                self._observe_secret_metadata(body)
+                self.observe_secret_metadata(body)
             else:
                 self.observe_secret(body)
         self.secrets.synced = True
@@ -201,7 +201,7 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         if owner_key in self.views:
             self.queue.add(owner_key)
 
-    def _observe_secret_metadata(self, body: Mapping[str, Any]) -> None:
+    def observe_secret_metadata(self, body: Mapping[str, Any]) -> None:
         """A Secret known only by its metadata (start-up): trust wio's own annotations until
         the watch delivers the content and it is judged."""
         meta = body.get("metadata") or {}
