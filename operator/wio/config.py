@@ -85,6 +85,7 @@ from wio.models.resources import (
     is_dns1123_subdomain,
 )
 from wio.models.spiffe import TrustDomain
+from wio.names import INTROSPECTION_PATH
 
 DEFAULT_SA_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 """Where Kubernetes mounts the pod's own projected (and rotated) service-account token."""
@@ -577,6 +578,7 @@ class AdminConfig:
             jwt_max_ttl=self.max_jwt_ttl,
             token_min_ttl=self.min_ttl,
             token_max_ttl=self.max_token_ttl,
+            reserved_audiences=(self.jwt_issuer + INTROSPECTION_PATH,),
         )
 
     def _check_watch_namespaces(self) -> None:

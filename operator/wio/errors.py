@@ -14,6 +14,7 @@
         ├── SignerRejected          the signer refused the request itself (bad role, bad CSR)
         ├── ApiRejected             the Kubernetes API refused the request (403, 422...)
         │   └── ApiNotFound         404: the object does not exist
+        ├── NameTaken               an object wio would write exists and is not wio's
         └── VerificationError       a credential failed verification; carries ``reason``
             ├── SVIDVerificationError
             └── JWTVerificationError
@@ -107,6 +108,12 @@ class ApiRejected(PermanentError):
 
 class ApiNotFound(ApiRejected):
     """404: the object (or its namespace) does not exist."""
+
+
+class NameTaken(PermanentError):
+    """An object wio would write (a credential Secret, a trust ConfigMap) already exists and
+    was not created by wio for that purpose: wio never takes it over. The message names the
+    field and, where known, the owner."""
 
 
 class VerificationError(PermanentError):

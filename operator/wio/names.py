@@ -22,6 +22,10 @@ SCOPED_CREDENTIALS = "scopedcredentials"
 IDENTITY_POLICY = "IdentityPolicy"
 IDENTITY_POLICIES = "identitypolicies"
 
+#: Where token introspection is served, relative to the JWT issuer URL; that URL is also the
+#: audience a resource server's JWT-SVID must carry to call it.
+INTROSPECTION_PATH = "/introspect"
+
 #: Held on WorkloadIdentities and ScopedCredentials until their credential is revoked.
 FINALIZER = f"{GROUP}/finalizer"
 

@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from wio.composition.runtime import Runtime
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.metrics import Metrics
-from wio.service.introspection import INTROSPECTION_PATH
+from wio.names import INTROSPECTION_PATH
 
 #: Largest introspection request body: a form with one token of the largest size we mint.
 MAX_INTROSPECTION_BODY = 4 * MAX_TOKEN_BYTES
@@ -94,8 +94,15 @@ def build_app(
         token: str | None = None
         if request.content_type == "application/x-www-form-urlencoded":
             form = await request.post()
-            value = form.get("token")
-            token = value if isinstance(value, str) else None
+            values = form.getall("token", [])
+            if len(values) > 1:
+                # Which one would be judged is a guess a proxy and wio could make differently.
+                return web.json_response(
+                    {"error": "invalid_request", "error_description": "token given more than once"},
+                    status=400,
+                    headers=_NO_STORE,
+                )
+            token = values[0] if values and isinstance(values[0], str) else None
         answer = await current.introspector.answer(
             request.headers.get("Authorization"), request.remote or "", token
         )

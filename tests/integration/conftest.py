@@ -98,6 +98,8 @@ def openbao_signer(openbao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -
         "svid",
         {
             "allowed_uri_sans": f"spiffe://{TRUST_DOMAIN}/*",
+            # X.509-SVID verifiers require basicConstraints (cA=false) on the leaf.
+            "basic_constraints_valid_for_non_ca": True,
             "allow_any_name": True,
             "enforce_hostnames": False,
             "require_cn": False,

@@ -214,6 +214,12 @@ BAD_ON_CREATE = [
         'Unsupported value: "DSA1024"',
     ),
     bad(
+        "x509-dnsNames-ip-address",
+        {"spec.x509.dnsNames": ["10.0.0.1"]},
+        "spec.x509.dnsNames[0]",
+        "an IP address is not a DNS name",
+    ),
+    bad(
         "x509-dnsNames-wildcard-in-the-middle",
         {"spec.x509.dnsNames": ["payments.*.cluster.local"]},
         "spec.x509.dnsNames[0]",

@@ -175,6 +175,12 @@ BAD_ON_CREATE = [
         'dnsName "pay_ments.example.com" is not a lower-case DNS name',
     ),
     bad(
+        "dnsName-ip-address",
+        {"spec.x509.dnsNames": ["10.0.0.1"]},
+        "spec.x509.dnsNames[0]",
+        "an IP address is not a DNS name",
+    ),
+    bad(
         "dnsName-uppercase",
         {"spec.x509.dnsNames": ["Payments.example.com"]},
         "spec.x509.dnsNames[0]",

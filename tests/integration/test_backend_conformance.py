@@ -100,6 +100,7 @@ class PkiMounts:
 def _pki_role(max_ttl: str) -> dict[str, Any]:
     return {
         "allowed_uri_sans": "spiffe://example.org/ns/*",
+        "basic_constraints_valid_for_non_ca": True,
         "allowed_domains": "svc.cluster.local",
         "allow_subdomains": True,
         "allow_bare_domains": False,

@@ -96,6 +96,7 @@ def config_doc(bao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "svid",
         {
             "allowed_uri_sans": f"spiffe://{TRUST_DOMAIN}/*",
+            "basic_constraints_valid_for_non_ca": True,
             "require_cn": False,
             "use_csr_sans": False,
             "use_csr_common_name": False,

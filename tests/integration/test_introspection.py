@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 
-from tests.support.identities import delete_policy
+from tests.support.identities import condition, create_identity, delete_policy, wait_condition
 from tests.support.operator import InProcessOperator
 from tests.support.scoped import (
     HttpAnswer,
@@ -38,13 +38,19 @@ INACTIVE = {"active": False}
 
 
 @pytest.fixture
-def policy(kube: client.ApiClient, namespace: str) -> Iterator[str]:
+def policy(kube: client.ApiClient, namespace: str, operator: InProcessOperator) -> Iterator[str]:
+    """Tokens for orders-api, and the introspection audience, which needs an explicit grant."""
     name = f"introspect-{namespace}"
     grant(
         kube,
         namespace,
         name,
         tokens={"audiences": ["orders-api"], "scopes": ["orders:*"], "minTTL": "10s"},
+        jwt={
+            "minTTL": "10s",
+            "maxTTL": "1h",
+            "audiences": [f"{operator.config.jwt_issuer}/introspect"],
+        },
     )
     yield name
     delete_policy(kube, name)
@@ -287,3 +293,72 @@ def test_tokens_are_taken_only_from_a_post_body(
     assert as_json.status == 400
     for answer in (in_url, missing, as_json):
         _no_echo(answer, token, caller)
+
+
+def test_a_flood_of_bad_logins_from_one_address_never_locks_out_a_caller_that_authenticates(
+    operator: InProcessOperator, caller: str, access_token: tuple[str, dict[str, Any]]
+) -> None:
+    """Behind one Ingress every resource server shares an address: the per-address limit on
+    failed logins must hold back only the failures."""
+    token, _ = access_token
+    refused = 0
+    for _ in range(operator.config.introspection_burst * 3):
+        answer = introspect(operator.base_url, token, "not-a-jwt")
+        assert answer.status in (401, 429)
+        refused += answer.status == 429
+        if refused:
+            break
+    assert refused, "bad logins were never held back"
+    served = introspect(operator.base_url, token, caller)
+    assert served.status == 200
+    assert served.json()["active"] is True
+
+
+def test_a_401_says_nothing_about_why_the_credential_failed(
+    kube: client.ApiClient,
+    namespace: str,
+    operator: InProcessOperator,
+    access_token: tuple[str, dict[str, Any]],
+) -> None:
+    token, _ = access_token
+    answer = introspect(operator.base_url, token, token)  # an access token is no JWT-SVID
+    assert answer.status == 401
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="wio", error="invalid_token"'
+    assert answer.json() == {"error": "invalid_client"}
+
+
+def test_a_token_given_twice_is_a_bad_request(
+    operator: InProcessOperator, caller: str, access_token: tuple[str, dict[str, Any]]
+) -> None:
+    token, _ = access_token
+    answer = http(
+        f"{operator.base_url}/introspect",
+        method="POST",
+        body=f"token={token}&token=other".encode(),
+        headers={
+            "Authorization": f"Bearer {caller}",
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert answer.status == 400
+    assert answer.json()["error"] == "invalid_request"
+    _no_echo(answer, token, caller)
+
+
+def test_the_introspection_audience_is_never_granted_by_default(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    """With no IdentityPolicy for the namespace, any JWT-SVID audience is allowed except the
+    introspection endpoint: reading other workloads' token claims needs an explicit grant."""
+    endpoint = f"{operator.config.jwt_issuer}/introspect"
+    create_identity(
+        kube,
+        namespace,
+        "snoop",
+        {"serviceAccountName": "snoop", "jwt": {"audiences": [endpoint]}},
+    )
+    body = wait_condition(kube, namespace, "snoop", "PolicyDenied", "True")
+    message = condition(body, "PolicyDenied")["message"]  # type: ignore[index]
+    assert "spec.jwt.audiences[0]" in message
+    assert "must be listed by an IdentityPolicy" in message
+    assert not (body.get("status") or {}).get("jwtID")

@@ -101,6 +101,7 @@ def test_openbao_pki_signs_csr_with_spiffe_uri_san(openbao: OpenBao) -> None:
         "svid",
         {
             "allowed_uri_sans": "spiffe://example.org/*",
+            "basic_constraints_valid_for_non_ca": True,
             "require_cn": False,
             "allow_any_name": False,
             "enforce_hostnames": False,

@@ -95,6 +95,7 @@ def signing(root: hvac.Client) -> Signing:
         f"/v1/{pki}/roles/svid",
         json={
             "allowed_uri_sans": "spiffe://example.org/ns/*",
+            "basic_constraints_valid_for_non_ca": True,
             "require_cn": False,
             "use_csr_sans": False,
             "use_csr_common_name": False,

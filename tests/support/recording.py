@@ -69,7 +69,7 @@ class Call:
 
     @property
     def is_event(self) -> bool:
-        return self.verb == "create" and self.path.endswith("/events")
+        return self.verb == "create" and "/events/" in self.path
 
 
 @dataclass
@@ -157,8 +157,10 @@ class RecordingKube:
         return items
 
     async def apply(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Server-side apply with force: creates or replaces what wio manages."""
+        """Server-side apply with force: creates or replaces what wio manages; a
+        ``metadata.resourceVersion`` in the body is a precondition, as on the API server."""
         await self._arrive("apply", path)
+        self._precondition(path, body)
         stored = self._store(path, copy.deepcopy(dict(body)))
         self.calls.append(Call("apply", path, copy.deepcopy(dict(body))))
         return _metadata_answer(stored)
@@ -171,6 +173,7 @@ class RecordingKube:
         current = self.objects.get(target)
         if current is None:
             raise ApiNotFound(f"PATCH {path}: not found", status=404)
+        self._precondition(target, body)
         patch = copy.deepcopy(dict(body))
         if status_only:
             patch = {"status": patch.get("status")}
@@ -179,21 +182,28 @@ class RecordingKube:
         self.calls.append(Call("merge_patch", path, copy.deepcopy(dict(body))))
         return _metadata_answer(stored)
 
-    async def delete(self, path: str, *, missing_ok: bool = True) -> None:
+    async def delete(self, path: str, *, missing_ok: bool = True, uid: str | None = None) -> None:
+        """Delete; with ``uid``, only that object (409 when the name holds another)."""
         await self._arrive("delete", path)
+        current = self.objects.get(path)
+        if current is not None and uid is not None and current["metadata"].get("uid") != uid:
+            raise ApiConflict(f"DELETE {path}: the UID precondition failed")
         if self.objects.pop(path, None) is None and not missing_ok:
             raise ApiNotFound(f"DELETE {path}: not found", status=404)
         self.calls.append(Call("delete", path))
 
-    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        await self._arrive("create", path)
+    async def create(
+        self, path: str, body: Mapping[str, Any], *, metadata_only: bool = False
+    ) -> dict[str, Any]:
+        """POST to the collection ``path``; recorded under the new object's own path."""
         name = (body.get("metadata") or {}).get("name", "")
         target = f"{path}/{name}"
+        await self._arrive("create", target)
         if target in self.objects:
             raise ApiConflict(f"POST {path}: {name} already exists")
         stored = self._store(target, copy.deepcopy(dict(body)))
-        self.calls.append(Call("create", path, copy.deepcopy(dict(body))))
-        return copy.deepcopy(stored)
+        self.calls.append(Call("create", target, copy.deepcopy(dict(body))))
+        return _metadata_answer(stored) if metadata_only else copy.deepcopy(stored)
 
     async def close(self) -> None:
         self.closed = True
@@ -210,6 +220,14 @@ class RecordingKube:
             if _matches(want_verb, want_path, verb, path):
                 del self._failures[index]
                 raise error
+
+    def _precondition(self, path: str, body: Mapping[str, Any]) -> None:
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted is None:
+            return
+        current = self.objects.get(path)
+        if current is None or current["metadata"].get("resourceVersion") != wanted:
+            raise ApiConflict(f"PATCH {path}: the object has been modified")
 
     def _store(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         previous = self.objects.get(path)
@@ -336,6 +354,12 @@ class Outcome:
         """The ``status`` of the last status patch, None when status was not written."""
         patches = [c for c in self.writes if c.path.endswith("/status")]
         return (patches[-1].body or {}).get("status") if patches else None
+
+    def secret_write(self, path: str) -> Call:
+        """The write that put a Secret's content: its creation, or an apply over it."""
+        return next(
+            c for c in reversed(self.writes) if c.verb in ("create", "apply") and c.path == path
+        )
 
     def write(self, verb: str, path: str) -> Call:
         """The last write of ``verb`` to ``path``."""

@@ -56,7 +56,7 @@ async def test_nothing_is_issued_until_our_finalizer_guards_the_identity() -> No
         assert unguarded.writes == []
         h.add_identity(object_body(WORKLOAD_IDENTITY, NS, NAME, SPEC))  # Kopf added it
         guarded = await h.step(h.identities.reconcile(KEY))
-        assert guarded.verbs_and_paths == [("apply", SECRET), ("merge_patch", STATUS)]
+        assert guarded.verbs_and_paths == [("create", SECRET), ("merge_patch", STATUS)]
 
 
 async def test_the_echoes_of_our_own_writes_cause_no_work() -> None:
@@ -84,9 +84,9 @@ async def test_an_event_older_than_our_status_write_does_not_roll_status_back() 
 async def test_a_deleted_secret_is_issued_again_and_says_why() -> None:
     async with running() as h:
         await issued(h)
-        h.identities.observe_secret(await h.kube.get(SECRET), deleted=True)
+        h.identities.observe_secret(h.kube.objects.pop(SECRET), deleted=True)  # by someone else
         out = await h.step(h.identities.reconcile(KEY))
-        assert out.verbs_and_paths == [("apply", SECRET), ("merge_patch", STATUS)]
+        assert out.verbs_and_paths == [("create", SECRET), ("merge_patch", STATUS)]
         assert conditions(out.status)["Ready"] == ("True", "Rotated")
         assert "SecretMissing" in condition_message(out.status, "Ready")
         assert out.event_reasons == ["Rotated"]
@@ -96,7 +96,7 @@ async def test_a_failed_secret_write_changes_nothing_says_why_and_the_retry_issu
     async with running() as h:
         h.observe_namespace(NS)
         h.add_identity(object_body(WORKLOAD_IDENTITY, NS, NAME, SPEC))
-        h.kube.fail_next("apply", SECRET, ApiUnavailable("the API server is overloaded"))
+        h.kube.fail_next("create", SECRET, ApiUnavailable("the API server is overloaded"))
         failed = await h.step(h.identities.reconcile(KEY))
         assert failed.verbs_and_paths == [("merge_patch", STATUS)]
         assert conditions(failed.status) == {
@@ -106,7 +106,7 @@ async def test_a_failed_secret_write_changes_nothing_says_why_and_the_retry_issu
         assert failed.event_reasons == ["IssueFailed"]
         assert SECRET not in h.kube.objects
         retried = await h.step(h.identities.reconcile(KEY))
-        assert retried.verbs_and_paths == [("apply", SECRET), ("merge_patch", STATUS)]
+        assert retried.verbs_and_paths == [("create", SECRET), ("merge_patch", STATUS)]
         assert conditions(retried.status)["Ready"] == ("True", "Issued")
 
 

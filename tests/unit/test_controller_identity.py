@@ -151,7 +151,7 @@ async def finalize(h: Harness) -> None:
 
 
 def carries_the_workload_spiffe_id(h: Harness, out: Outcome) -> None:
-    cert = leaf_certificate(out.write("apply", SECRET))
+    cert = leaf_certificate(out.secret_write(SECRET))
     assert uri_sans(cert) == [SPIFFE_ID]
     assert out.status is not None
     assert out.status["serialNumber"] == format(cert.serial_number, "x")
@@ -164,7 +164,7 @@ def stays_ready(h: Harness, out: Outcome) -> None:
 
 
 def counts_one_rotation(h: Harness, out: Outcome) -> None:
-    cert = leaf_certificate(out.write("apply", SECRET))
+    cert = leaf_certificate(out.secret_write(SECRET))
     first = h.kube.since()[0]  # the first issuance's Secret write
     assert format(cert.serial_number, "x") != format(leaf_certificate(first).serial_number, "x")
     assert out.status is not None
@@ -220,7 +220,7 @@ SITUATIONS = [
     pytest.param(
         Situation(
             created(SPEC),
-            writes=[("apply", SECRET), ("merge_patch", STATUS)],
+            writes=[("create", SECRET), ("merge_patch", STATUS)],
             conditions=ISSUED,
             events=["Issued"],
             then=carries_the_workload_spiffe_id,
@@ -357,7 +357,7 @@ async def test_an_issuance_costs_at_most_three_writes_and_every_rotation_at_most
         issuance = await h.step(reconcile(h))
         # The budget is three; the finalizer patch is Kopf's, so here: Secret, then status.
         assert len(issuance.writes) <= 3
-        assert issuance.verbs_and_paths == [("apply", SECRET), ("merge_patch", STATUS)]
+        assert issuance.verbs_and_paths == [("create", SECRET), ("merge_patch", STATUS)]
         rotations, token_refreshes = 0, 0
         for _ in range(3 * 60):  # three hours, a minute at a time
             h.clock.advance(60)
@@ -380,7 +380,7 @@ async def test_an_issuance_costs_at_most_three_writes_and_every_rotation_at_most
 async def test_a_deletion_during_an_issuance_revokes_the_certificate_that_issuance_wrote() -> None:
     async with running() as h:
         watched(h)  # queues the identity's key
-        held = h.kube.hold("apply", SECRET)
+        held = h.kube.hold("create", SECRET)
         h.identities.queue.start()  # a worker picks it up and holds the identity's lock
         await held.reached.wait()  # ...and is now writing the Secret
         # Kopf runs the finalizer with the body it holds: no credential in its status yet.
@@ -395,8 +395,8 @@ async def test_a_deletion_during_an_issuance_revokes_the_certificate_that_issuan
 
         done = Outcome(h.kube.writes(), [])
         steps = done.verbs_and_paths
-        assert steps.index(("apply", SECRET)) < steps.index(("delete", SECRET))
-        written = leaf_certificate(done.write("apply", SECRET))
+        assert steps.index(("create", SECRET)) < steps.index(("delete", SECRET))
+        written = leaf_certificate(done.write("create", SECRET))
         assert ("apply", REVOCATIONS_PATH) in steps, f"no revocation list was written: {steps}"
         revoked = revoked_ids(done.write("apply", REVOCATIONS_PATH), "x509")
         assert format(written.serial_number, "x") in revoked

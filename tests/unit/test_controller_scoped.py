@@ -158,7 +158,7 @@ async def identity_deleted(h: Harness) -> None:
 
 
 async def _token(h: Harness, out: Outcome) -> Mapping[str, Any]:
-    token = secret_data(out.write("apply", SECRET), "token").decode()
+    token = secret_data(out.secret_write(SECRET), "token").decode()
     verifier = JwtVerifier(
         await h.jwt.public_jwks(),
         audience="ledger",
@@ -185,7 +185,7 @@ async def counts_one_rotation(h: Harness, out: Outcome) -> None:
     claims = await _token(h, out)
     first = h.kube.since()[0]  # the first issuance's Secret write
     assert first.path == SECRET
-    assert secret_data(first, "token") != secret_data(out.write("apply", SECRET), "token")
+    assert secret_data(first, "token") != secret_data(out.secret_write(SECRET), "token")
     assert out.status is not None
     assert out.status["jti"] == claims["jti"]
     assert out.status["rotations"] == 1
@@ -236,7 +236,7 @@ SITUATIONS = [
     pytest.param(
         Situation(
             created,
-            writes=[("apply", SECRET), ("merge_patch", STATUS)],
+            writes=[("create", SECRET), ("merge_patch", STATUS)],
             conditions=ISSUED,
             events=["Issued"],
             then=holds_a_verifiable_access_token,
@@ -369,7 +369,7 @@ async def test_an_issuance_costs_at_most_three_writes_and_every_rotation_at_most
         issuance = await h.step(reconcile(h))
         # The budget is three; the finalizer patch is Kopf's, so here: Secret, then status.
         assert len(issuance.writes) <= 3
-        assert issuance.verbs_and_paths == [("apply", SECRET), ("merge_patch", STATUS)]
+        assert issuance.verbs_and_paths == [("create", SECRET), ("merge_patch", STATUS)]
         rotations = 0
         for _ in range(2 * 60):  # two hours, a minute at a time
             h.clock.advance(60)

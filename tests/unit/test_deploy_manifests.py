@@ -27,6 +27,12 @@ DEPLOY = REPO / "deploy"
 CHART = REPO / "charts" / "wio"
 RELEASE_NAMESPACE = "wio-system"
 CONFIG_PATH = "/etc/wio/config.yaml"
+CLUSTER_SCOPED = (
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+)
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -187,7 +193,7 @@ def test_every_chart_template_renders_to_kubernetes_objects(template: Path) -> N
     for doc in docs:
         assert {"apiVersion", "kind", "metadata"} <= set(doc)
         assert doc["metadata"]["name"]
-        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == RELEASE_NAMESPACE
 
 
@@ -374,3 +380,10 @@ def test_chart_bindings_name_the_release_namespace() -> None:
         assert _one(docs, kind, "wio")["subjects"] == [
             {"kind": "ServiceAccount", "name": "wio", "namespace": RELEASE_NAMESPACE}
         ]
+
+
+def test_chart_ships_the_workload_binding_policy_of_deploy() -> None:
+    """The chart's ValidatingAdmissionPolicy is the one deploy/ ships (labels apart)."""
+    chart = _render(CHART / "templates" / "workload-binding.yaml")
+    plain = _documents(DEPLOY / "workload-binding.yaml")
+    assert [(d["kind"], d["spec"]) for d in chart] == [(d["kind"], d["spec"]) for d in plain]

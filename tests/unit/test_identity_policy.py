@@ -753,7 +753,22 @@ def test_the_default_configuration_implies_the_built_in_defaults() -> None:
     config = AdminConfig(
         trust_domain=TrustDomain("example.org"), jwt_issuer="https://wio.example.org"
     )
-    assert config.policy_defaults() == PolicyDefaults()
+    assert config.policy_defaults() == PolicyDefaults(
+        reserved_audiences=("https://wio.example.org/introspect",)
+    )
+
+
+def test_the_introspection_audience_needs_an_explicit_grant() -> None:
+    """Default grants allow any JWT-SVID audience, except the introspection endpoint: a
+    JWT-SVID for it reads the claims of every access token its holder is shown."""
+    defaults = PolicyDefaults(reserved_audiences=("https://wio.example.org/introspect",))
+    asked = identity(jwt={"audiences": ["https://wio.example.org/introspect"]})
+    denied = evaluate_identity(asked, "shop", {}, [], defaults)
+    assert not denied.allowed
+    assert "spec.jwt.audiences[0]" in denied.message
+    assert "must be listed by an IdentityPolicy" in denied.message
+    listed = policy("introspectors", jwt={"audiences": ["https://wio.example.org/introspect"]})
+    assert evaluate_identity(asked, "shop", {}, [listed], defaults).allowed
 
 
 def test_a_denial_must_name_a_field() -> None:

@@ -239,7 +239,9 @@ def test_only_a_jwt_svid_for_the_endpoint_authenticates_a_caller(key: SigningKey
     world.revoke("jwt", "svid-9")
     revoked = world.ask(token, bearer(world.caller(jti="svid-9")))
     assert revoked.status == 401
-    assert "(revoked)" in revoked.headers["WWW-Authenticate"]
+    # The same generic challenge whatever failed: why is for the log, not for the caller.
+    assert revoked.headers["WWW-Authenticate"] == 'Bearer realm="wio", error="invalid_token"'
+    assert "revoked" not in shown(revoked)
     assert world.ask(token, bearer(world.caller())).status == 200
 
 
@@ -260,16 +262,17 @@ def test_each_caller_is_rate_limited_and_told_when_to_retry(key: SigningKey) -> 
     assert "rate_limited" in world.results
 
 
-def test_failed_authentications_are_rate_limited_per_address_before_verifying(
+def test_failed_logins_are_limited_per_address_and_never_lock_out_callers_that_authenticate(
     key: SigningKey,
 ) -> None:
     world = World(key, rate=1.0, burst=2)
     token = world.access_token()
     assert world.ask(token, "Bearer bad", remote="10.0.0.9").status == 401
     assert world.ask(token, "Bearer bad", remote="10.0.0.9").status == 401
-    # Even a good caller from that address waits now; other addresses do not.
-    assert world.ask(token, bearer(world.caller()), remote="10.0.0.9").status == 429
-    assert world.ask(token, bearer(world.caller()), remote="10.0.0.8").status == 200
+    assert world.ask(token, "Bearer bad", remote="10.0.0.9").status == 429
+    # Behind one Ingress everyone shares that address: a caller that authenticates is served.
+    assert world.ask(token, bearer(world.caller()), remote="10.0.0.9").status == 200
+    assert world.ask(token, "Bearer bad", remote="10.0.0.8").status == 401
 
 
 def test_a_missing_token_parameter_is_a_bad_request(key: SigningKey) -> None:

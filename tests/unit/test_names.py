@@ -19,6 +19,7 @@ pytestmark = pytest.mark.unit
 PACKAGE = Path(names.__file__).resolve().parent
 
 STORED = {
+    "INTROSPECTION_PATH": "/introspect",
     "GROUP": "identity.wio.dev",
     "VERSION": "v1alpha1",
     "API_VERSION": "identity.wio.dev/v1alpha1",

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wio.errors import ValidationError
+from wio.models.dns import check_dns_name
 from wio.models.keytypes import KeyType
 from wio.models.resources import (
     IdentityPolicy,
@@ -593,3 +594,19 @@ def test_any_credential_object_parses_or_is_refused_with_a_validation_error(spec
 )
 def test_any_policy_object_parses_or_is_refused_with_a_validation_error(spec: Any) -> None:
     assert _refused_field(IdentityPolicy.parse, spec).startswith(("spec", "metadata", "-"))
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "192.168.1.10", "::1", "2001:db8::1"])
+def test_an_ip_address_is_refused_as_a_dns_name(address: str) -> None:
+    """A DNS SAN holding an IP literal would be matched by some clients as a host name."""
+    with pytest.raises(ValidationError) as refused:
+        WorkloadIdentitySpec.parse(
+            "web", {"serviceAccountName": "web", "x509": {"dnsNames": [address]}}
+        )
+    assert refused.value.field.startswith("spec.x509.dnsNames")
+    assert "IP address" in str(refused.value)
+
+
+def test_an_ip_address_is_refused_in_a_policy_dns_grant() -> None:
+    with pytest.raises(ValidationError, match="IP address"):
+        check_dns_name("10.0.0.1")

@@ -19,6 +19,7 @@ multiple-uri-sans          leaf has more than one URI SAN
 invalid-spiffe-id          the URI SAN is not a valid SPIFFE ID
 no-path                    the SPIFFE ID is a bare trust domain ID
 foreign-trust-domain       the SPIFFE ID is in another trust domain
+no-basic-constraints       the leaf has no basicConstraints extension
 leaf-is-ca                 basicConstraints cA=true on the leaf
 no-key-usage               keyUsage extension missing
 key-usage-not-critical     keyUsage present but not critical
@@ -172,7 +173,15 @@ def _leaf_spiffe_id(leaf: x509.Certificate, trust_domain: TrustDomain) -> Spiffe
 
 def _check_leaf_profile(leaf: x509.Certificate) -> None:
     bc = _extension(leaf, x509.BasicConstraints)
-    if bc is not None and bc.value.ca:
+    if bc is None:
+        # RFC 5280 lets a leaf omit it, but SPIFFE verifiers (py-spiffe among them) refuse
+        # such an SVID, so wio never hands one out.
+        raise _fail(
+            "no-basic-constraints",
+            "leaf has no basicConstraints extension (SPIFFE verifiers refuse it; a Vault or "
+            "OpenBao PKI role needs basic_constraints_valid_for_non_ca=true)",
+        )
+    if bc.value.ca:
         raise _fail("leaf-is-ca", "leaf has basicConstraints cA=true")
     ku = _extension(leaf, x509.KeyUsage)
     if ku is None:

@@ -192,8 +192,13 @@ class KubeClient:
                 if line.strip():
                     yield json.loads(line)
 
-    async def create(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return await self.request("POST", path, body=body)
+    async def create(
+        self, path: str, body: Mapping[str, Any], *, metadata_only: bool = False
+    ) -> dict[str, Any]:
+        """POST ``body`` to the collection ``path``; 409 (ApiConflict) when it exists."""
+        params = {"fieldManager": FIELD_MANAGER}
+        accept = PARTIAL_METADATA if metadata_only else JSON
+        return await self.request("POST", path, body=body, params=params, accept=accept)
 
     # Writes answer with the object's metadata only: wio needs the new resourceVersion, and
     # not parsing every Secret back after writing it saves CPU and memory in issuance storms.
@@ -221,9 +226,14 @@ class KubeClient:
             accept=PARTIAL_METADATA,
         )
 
-    async def delete(self, path: str, *, missing_ok: bool = True) -> None:
+    async def delete(self, path: str, *, missing_ok: bool = True, uid: str | None = None) -> None:
+        """Delete ``path``; with ``uid``, only that very object (409 if the name now holds
+        another one, the garbage collector's own precondition)."""
+        body = None
+        if uid is not None:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         try:
-            await self.request("DELETE", path)
+            await self.request("DELETE", path, body=body)
         except ApiNotFound:
             if not missing_ok:
                 raise

@@ -7,6 +7,8 @@ refuse the same names with the same message, because they all call this one chec
 
 from __future__ import annotations
 
+import ipaddress
+
 from wio.errors import ValidationError
 
 _MAX_DNS_NAME = 253
@@ -21,6 +23,14 @@ def check_dns_name(name: str, *, field: str = "dnsNames") -> None:
     if len(name) > _MAX_DNS_NAME:
         raise ValidationError(
             field, f"DNS name is {len(name)} characters long; the maximum is {_MAX_DNS_NAME}"
+        )
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        raise ValidationError(
+            field, f"{name!r} is an IP address, not a DNS name; wio issues no IP SANs"
         )
     labels = name.split(".")
     for index, label in enumerate(labels):

@@ -51,6 +51,10 @@ class PolicyDefaults:
     #: JWT-SVID audiences: ``None`` means any. The audience names the verifier, and a
     #: JWT-SVID asserts only the workload's own SPIFFE ID, which it may show to anyone.
     jwt_audiences: tuple[str, ...] | None = None
+    #: JWT-SVID audiences no default grants: each must be listed by a matching policy's
+    #: ``jwt.audiences``. The introspection endpoint is one: a JWT-SVID for it lets a workload
+    #: read the claims of every access token it is shown.
+    reserved_audiences: tuple[str, ...] = ()
     #: Access-token lifetime bounds, as for JWT-SVIDs.
     token_min_ttl: timedelta = timedelta(minutes=10)
     token_max_ttl: timedelta = timedelta(hours=1)

@@ -268,6 +268,15 @@ def _identity_failures(spec: WorkloadIdentitySpec, judge: _Judge) -> list[_Failu
         for index, audience in enumerate(spec.jwt.audiences):
             if audiences is not None and audience not in audiences:
                 failures.append(_not_granted(f"spec.jwt.audiences[{index}]", audience, source))
+            elif audiences is None and audience in d.reserved_audiences:
+                failures.append(
+                    _not_granted(
+                        f"spec.jwt.audiences[{index}]",
+                        audience,
+                        source,
+                        "; this audience must be listed by an IdentityPolicy's jwt.audiences",
+                    )
+                )
         failures += _ttl_failures(
             "spec.jwt.ttl",
             spec.jwt.ttl,

@@ -18,10 +18,10 @@ from typing import Any
 from wio.errors import ValidationError
 from wio.k8s.client import KubeClient, custom_path
 from wio.models.resources import IdentityPolicy
-from wio.names import IDENTITY_POLICIES
+from wio.names import IDENTITY_POLICIES, SCOPED_CREDENTIAL, WORKLOAD_IDENTITY
 from wio.policy.reconcile import SecretFacts
 from wio.policy.scoped import CredentialFacts
-from wio.service.views import ObjectKey, ObjectView, SecretIndex
+from wio.service.views import ObjectKey, ObjectView, SecretIndex, SecretRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,15 @@ class WatchedCache:
             log.warning("IdentityPolicy %s ignored: %s", name, err)
             self.policies.pop(name, None)
 
-    def secret_owner(self, namespace: str, secret_name: str) -> tuple[str, str] | None:
-        """The wio object (kind, name) whose credential Secret ``secret_name`` holds."""
+    def secret_records(self, namespace: str, secret_name: str) -> list[tuple[str, SecretRecord]]:
+        """What each kind's index knows of the Secret ``secret_name``: (kind, record)."""
         key = ObjectKey(namespace, secret_name)
+        found = []
         for kind, index in (
-            ("WorkloadIdentity", self.identity_secrets),
-            ("ScopedCredential", self.credential_secrets),
+            (WORKLOAD_IDENTITY, self.identity_secrets),
+            (SCOPED_CREDENTIAL, self.credential_secrets),
         ):
-            owner = index.owners.get(key)
-            if owner is not None:
-                return kind, owner
-        return None
+            record = index.records.get(key)
+            if record is not None:
+                found.append((kind, record))
+        return found

@@ -36,7 +36,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from wio.clock import rfc3339, whole_seconds
-from wio.errors import PermanentError, RetryableError, ValidationError, WioError
+from wio.errors import (
+    ApiConflict,
+    NameTaken,
+    PermanentError,
+    RetryableError,
+    ValidationError,
+    WioError,
+)
 from wio.k8s.client import custom_path, list_watched, secret_path
 from wio.models.revocation import Revocation
 from wio.names import MANAGED_BY, MANAGER
@@ -60,6 +67,7 @@ from wio.service.views import (
     ObjectKey,
     ObjectView,
     SecretIndex,
+    SecretRecord,
     accept_event,
     last_foreign_writer,
     older,
@@ -185,15 +193,18 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             return  # not one of this kind's Secrets
         key = ObjectKey(meta.get("namespace", ""), meta.get("name", ""))
         version = meta.get("resourceVersion")
+        known = self.secrets.records.get(key)
         if deleted:
             self.secrets.drop(key, keep_writer=True)
-        elif older(version, self.secrets.written.get(key)):
-            return  # an event from before our own last write of this Secret
-        elif version and version == self.secrets.written.get(key) and key in self.secrets.facts:
+        elif known is not None and older(version, known.version):
+            return  # an event from before a version we already know (our own write, say)
+        elif (
+            known is not None and version and version == known.version and key in self.secrets.facts
+        ):
             return  # the echo of our own write: its facts were recorded when we wrote it
         else:
             self.secrets.facts[key] = self.judge_secret(owner, body)
-            self.secrets.owners[key] = owner
+            self.secrets.records[key] = SecretRecord.from_metadata(meta, owner, self.kind)
             writer = last_foreign_writer(meta.get("managedFields") or [])
             if writer:
                 self.secrets.foreign_writers[key] = writer
@@ -208,20 +219,72 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         owner = (meta.get("labels") or {}).get(self.owner_label)
         key = ObjectKey(meta.get("namespace", ""), meta.get("name", ""))
         if owner and key not in self.secrets.facts:
+            self.secrets.records[key] = SecretRecord.from_metadata(meta, owner, self.kind)
             facts = self.facts_from_metadata(owner, meta.get("annotations") or {})
             if facts is not None:
                 self.secrets.facts[key] = facts
-                self.secrets.owners[key] = owner
 
-    def record_written(
-        self, namespace: str, secret_name: str, answer: Mapping[str, Any], owner: str, facts: FactsT
+    # -- writing and deleting Secrets ----------------------------------------------------------
+
+    async def write_secret(
+        self, view: ObjectView, secret_name: str, manifest: dict[str, Any], facts: FactsT
     ) -> None:
-        """Our own Secret write: what it holds, as the watch would judge it. Its echo is then
-        not judged again, and a crash before the status patch finds it adoptable."""
-        key = ObjectKey(namespace, secret_name)
-        self.secrets.written[key] = (answer.get("metadata") or {}).get("resourceVersion")
+        """Write this object's Secret, never anyone else's.
+
+        A Secret wio does not know as this object's is created (POST): if the name is taken,
+        by anyone, the API answers 409 and nothing is written (``NameTaken``). One wio
+        knows as this object's is applied with the resourceVersion wio last saw, so a Secret
+        replaced behind wio's back since is not overwritten either. Then its facts are
+        recorded, so its echo is not judged again and a crash before the status patch finds
+        it adoptable.
+        """
+        namespace = view.key.namespace
+        record = self._own_record(view, secret_name)
+        if record is None:
+            try:
+                answer = await self.kube.create(
+                    secret_path(namespace), manifest, metadata_only=True
+                )
+            except ApiConflict as err:
+                raise NameTaken(self._taken_message(secret_name)) from err
+        else:
+            manifest["metadata"]["resourceVersion"] = record.version
+            answer = await self.kube.apply(secret_path(namespace, secret_name), manifest)
+        self._record_written(view, secret_name, answer, facts)
+
+    async def patch_secret(
+        self, view: ObjectView, secret_name: str, patch: dict[str, Any], facts: FactsT
+    ) -> None:
+        """Merge-patch this object's Secret at the version wio last saw (a JWT-SVID refresh,
+        a lease renewal); a Secret wio does not know as this object's is never touched."""
+        record = self._own_record(view, secret_name)
+        if record is None:
+            raise NameTaken(self._taken_message(secret_name))
+        patch.setdefault("metadata", {})["resourceVersion"] = record.version
+        answer = await self.kube.merge_patch(secret_path(view.key.namespace, secret_name), patch)
+        self._record_written(view, secret_name, answer, facts)
+
+    def _own_record(self, view: ObjectView, secret_name: str) -> SecretRecord | None:
+        record = self.secrets.records.get(ObjectKey(view.key.namespace, secret_name))
+        return record if record is not None and record.belongs_to(view.key.name, view.uid) else None
+
+    def _record_written(
+        self, view: ObjectView, secret_name: str, answer: Mapping[str, Any], facts: FactsT
+    ) -> None:
+        key = ObjectKey(view.key.namespace, secret_name)
+        meta = answer.get("metadata") or {}
         self.secrets.facts[key] = facts
-        self.secrets.owners[key] = owner
+        self.secrets.records[key] = SecretRecord(
+            view.key.name, view.uid, meta.get("uid"), meta.get("resourceVersion")
+        )
+
+    def _taken_message(self, secret_name: str) -> str:
+        # Who holds it is not said: wio may not read Secrets it did not create (its RBAC
+        # has no get on Secrets), and it does not try.
+        return (
+            f"spec.secretName: Secret {secret_name} already exists and was not created by wio "
+            f"for this {self.kind}; wio does not take it over: choose another name"
+        )
 
     # -- reconciliation ------------------------------------------------------------------------
 
@@ -248,7 +311,7 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         if denial is not None:
             await self._deny(view, denial, now)
             return
-        conflict = self._secret_conflict(view.key, self.secret_name(spec))
+        conflict = self._secret_conflict(view, self.secret_name(spec))
         if conflict is not None:
             await self._blocked(view, conflict, now)
             self.scheduler.schedule(view.key, now + CONFLICT_RETRY)
@@ -262,6 +325,9 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             return
         try:
             await self.act(view, spec, subject, state, reason)
+        except NameTaken as err:
+            await self._blocked(view, Blocked("SecretConflict", str(err)), now)
+            self.scheduler.schedule(view.key, now + CONFLICT_RETRY)
         except RetryableError as err:
             await self._failed(view, spec, err, now, retryable=True)
         except PermanentError as err:
@@ -272,16 +338,21 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         await self.parts.bucket.acquire()
         return self.clock.now()
 
-    def _secret_conflict(self, key: ObjectKey, secret_name: str) -> Blocked | None:
-        """Another wio object's credential already lives in this Secret."""
-        owner = self.cache.secret_owner(key.namespace, secret_name)
-        if owner is None or owner == (self.kind, key.name):
-            return None
-        return Blocked(
-            "SecretConflict",
-            f"spec.secretName: Secret {secret_name} already holds the credential of "
-            f"{owner[0]} {owner[1]}; choose another name",
-        )
+    def _secret_conflict(self, view: ObjectView, secret_name: str) -> Blocked | None:
+        """Another object's credential already lives in this Secret (by wio's own records;
+        a Secret wio never wrote is refused when it is first written)."""
+        for kind, record in self.cache.secret_records(view.key.namespace, secret_name):
+            if kind == self.kind and record.belongs_to(view.key.name, view.uid):
+                continue
+            if kind == self.kind and record.owner == view.key.name:
+                held = f"is labelled for {kind} {record.owner} but was not written for this one"
+            else:
+                held = f"already holds the credential of {kind} {record.owner}"
+            return Blocked(
+                "SecretConflict",
+                f"spec.secretName: Secret {secret_name} {held}; choose another name",
+            )
+        return None
 
     async def _contested(
         self, view: ObjectView, spec: SpecT, reason: ReissueReason, now: dt.datetime
@@ -445,8 +516,17 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         key = view.key
         secret_name = self.recorded_secret_name(view)
         live = self.live_credentials(view, now)
-        await self.kube.delete(secret_path(key.namespace, secret_name))
-        self.secrets.drop(ObjectKey(key.namespace, secret_name))
+        # Only a Secret wio wrote for this very object is deleted, and only that Secret (its
+        # UID as a precondition): nothing issued means nothing deleted.
+        record = self._own_record(view, secret_name)
+        if record is not None:
+            try:
+                await self.kube.delete(secret_path(key.namespace, secret_name), uid=record.uid)
+            except ApiConflict:
+                log.info(
+                    "Secret %s/%s was replaced meanwhile; left alone", key.namespace, secret_name
+                )
+            self.secrets.drop(ObjectKey(key.namespace, secret_name))
         pending = await self.revoke_upstream(view, live) if live else set()
         subject = str(view.status.get("spiffeID") or "")
         entries = [
@@ -465,7 +545,12 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         if entries:
             await self.parts.revocations.add(entries)
             self.parts.trust.revocations_changed()
-        message, fields, labels = self.revocation_report(view, secret_name, live, pending)
+        message, fields, labels = self.revocation_report(view, live, pending)
+        message += (
+            f"; Secret {secret_name} deleted"
+            if record is not None
+            else f"; no Secret {secret_name} of its own to delete"
+        )
         self.events.record(self.owner(view).event_reference(), "Normal", "Revoked", message)
         audit.info(
             "revoked",

@@ -32,7 +32,6 @@ from wio.issuing.jwt import jwt_svid_claims, new_jti
 from wio.issuing.keys import generate_private_key
 from wio.issuing.verify_x509 import verify_svid
 from wio.issuing.x509svid import X509SVID
-from wio.k8s.client import secret_path
 from wio.models.keytypes import KeyType
 from wio.models.resources import WorkloadIdentitySpec, default_identity_secret_name
 from wio.models.spiffe import SpiffeID
@@ -254,13 +253,13 @@ class IdentityController(
         )
         data, notes = identity_secret.encode(issued)
         namespace = view.key.namespace
-        answer = await self.kube.apply(
-            secret_path(namespace, spec.secret_name),
-            secret_manifest(self.owner(view), spec.secret_name, data, notes, self.owner_label),
-        )
         anchor = issued_anchor((svid.cert, *svid.chain), bundle)
-        facts = identity_secret.written_facts(issued, notes, anchor)
-        self.record_written(namespace, spec.secret_name, answer, view.key.name, facts)
+        await self.write_secret(
+            view,
+            spec.secret_name,
+            secret_manifest(self.owner(view), spec.secret_name, data, notes, self.owner_label),
+            identity_secret.written_facts(issued, notes, anchor),
+        )
         self.parts.trust.ensure(namespace)
         message = f"{spiffe_id} serial {svid.serial_hex}, valid until {rfc3339(svid.not_after)}"
         due = min(t for t in (issued.renewal_time, token_renew) if t is not None)
@@ -313,20 +312,19 @@ class IdentityController(
         data, notes, status = identity_secret.token_refresh(
             signed.token, str(claims["jti"]), exp, renew
         )
-        namespace = view.key.namespace
-        answer = await self.kube.merge_patch(
-            secret_path(namespace, spec.secret_name),
+        facts = self.secrets.get(view.key.namespace, spec.secret_name)
+        if facts is None:  # nothing to refresh in place (the chain sees a missing Secret first)
+            await self._issue(view, spec, spiffe_id, reason)
+            return
+        await self.patch_secret(
+            view,
+            spec.secret_name,
             {
                 "metadata": {"annotations": notes},
                 "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
             },
+            replace(facts, token_kid=signed.kid, annotations={**facts.annotations, **notes}),
         )
-        facts = self.secrets.get(namespace, spec.secret_name)
-        if facts is not None:
-            updated = replace(
-                facts, token_kid=signed.kid, annotations={**facts.annotations, **notes}
-            )
-            self.record_written(namespace, spec.secret_name, answer, view.key.name, updated)
         await self.write_status(view, now, status, [])
         self.metrics.rotations.labels("jwt", reason.reason, "success").inc()
         renewal = parse_rfc3339(view.status.get("renewalTime"))
@@ -375,12 +373,12 @@ class IdentityController(
         return pending
 
     def revocation_report(
-        self, view: ObjectView, secret_name: str, live: Sequence[Live], pending: set[str]
+        self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
         status = view.status
         serial = status.get("serialNumber")
         spiffe_id = status.get("spiffeID") or view.key
-        message = f"revoked {spiffe_id} serial {serial or '-'}; Secret {secret_name} deleted"
+        message = f"revoked {spiffe_id} serial {serial or '-'}"
         fields = {
             "serial": serial,
             "keyFingerprint": status.get("keyFingerprint"),

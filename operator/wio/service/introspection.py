@@ -9,11 +9,13 @@ is made here, so it is tested without a server:
    domain, not expired, its ``jti`` not revoked) whose ``aud`` contains the introspection
    endpoint's URL, ``<jwtIssuer>/introspect``. Which workloads may hold such a JWT-SVID is
    an IdentityPolicy decision (``jwt.audiences``), so admins grant introspection like any
-   other audience. Anything else is 401 with a ``WWW-Authenticate`` challenge.
+   other audience, and this one is never granted by default: a matching policy must list it.
+   Anything else is 401 with a generic ``WWW-Authenticate`` challenge (why is logged only).
 2. **How often.** Each caller (by SPIFFE ID) has a token bucket; failed authentications are
-   also rate-limited per remote address, before any signature is checked, so a flood of bad
-   credentials cannot buy unlimited verification work. Over the limit: 429 with
-   ``Retry-After``.
+   also counted per remote address (the TCP peer: a forwarded-for header is not trusted, so
+   behind an Ingress all callers share the Ingress's address). Only failures are held back
+   by that count, so bad credentials from one address never lock out a caller that
+   authenticates. Over a limit: 429 with ``Retry-After``.
 3. **What they are told.** A wio access token (``typ`` at+jwt, our ``iss``, a key we publish)
    that verifies, has not expired and whose ``jti`` is not on the revocation list is
    ``active: true`` with its ``sub``, ``scope``, ``aud``, ``exp``, ``iat``, ``iss``,
@@ -44,11 +46,10 @@ from wio.errors import JWTVerificationError
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile, VerifiedToken
 from wio.models.revocation import RevocationList
+from wio.names import INTROSPECTION_PATH
 
 log = logging.getLogger(__name__)
 
-#: Where introspection is served, relative to the issuer URL (and advertised in discovery).
-INTROSPECTION_PATH = "/introspect"
 #: Revocation-list kinds whose IDs are JWT IDs: access tokens and JWT-SVIDs.
 _JTI_KINDS = ("token", "jwt")
 #: Verifiers kept, one per (key set, audience): resource servers are few, attackers many.
@@ -145,14 +146,14 @@ class Introspector:
 
     async def answer(self, authorization: str | None, remote: str, token: str | None) -> Answer:
         """The whole decision for one request (``token`` is the form's ``token`` field)."""
-        wait = self.strangers.check(remote)
-        if wait is not None:
-            return self._limited(wait)
         now = self._clock.now()
         caller = await self._authenticate(authorization, now)
         if isinstance(caller, Answer):
-            self.strangers.take(remote)
-            return caller
+            # Only failed logins count against an address, and only they are held back by
+            # it: behind one Ingress every caller shares an address, and a flood of bad
+            # credentials must not lock out the resource servers that authenticate.
+            wait = self.strangers.take(remote)
+            return caller if wait is None else self._limited(wait)
         wait = self.callers.take(caller)
         if wait is not None:
             return self._limited(wait)
@@ -207,11 +208,10 @@ class Introspector:
                 elif verified.subject is not None:
                     return verified.subject
         self._on_result("unauthorized")
+        # Why goes to the log only: telling a caller which check its credential failed helps
+        # whoever is forging one.
         log.info("introspection: caller refused (%s)", reason)
-        challenge = (
-            f'{_CHALLENGE}, error="invalid_token", error_description="a wio JWT-SVID for '
-            f'audience {self.endpoint} is required ({reason})"'
-        )
+        challenge = f'{_CHALLENGE}, error="invalid_token"'
         return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": challenge})
 
     def _limited(self, wait: float) -> Answer:

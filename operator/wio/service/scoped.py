@@ -26,8 +26,9 @@ from wio.models.resources import (
     WorkloadIdentitySpec,
     default_credential_secret_name,
 )
+from wio.models.spiffe import SpiffeID
 from wio.names import CREDENTIAL_OWNER_LABEL, SCOPED_CREDENTIAL, SCOPED_CREDENTIALS
-from wio.policy.identity_policy import evaluate_scoped
+from wio.policy.identity_policy import evaluate_identity, evaluate_scoped
 from wio.policy.rotation import ReissueReason
 from wio.policy.scoped import (
     CredentialFacts,
@@ -106,7 +107,12 @@ class ScopedCredentialController(ScopedIssuing):
         )
 
     def gate(self, view: ObjectView, spec: ScopedCredentialSpec) -> Subject | Blocked:
-        """The referenced identity, Ready, with its spec and SPIFFE ID; or why not."""
+        """The referenced identity and the subject it stands for; or why nothing is minted.
+
+        The subject is computed from the identity's spec and this namespace, never read from
+        its status: whoever may patch a status must not choose whom a token names. Status only
+        holds issuance back (an identity not yet Ready); policy is evaluated again here.
+        """
         namespace, name = view.key.namespace, spec.identity_ref
         identity = self.cache.identities.get(ObjectKey(namespace, name))
         if identity is None or identity.deleting:
@@ -115,19 +121,31 @@ class ScopedCredentialController(ScopedIssuing):
                 f"spec.identityRef: WorkloadIdentity {name} does not exist in namespace "
                 f"{namespace}; nothing is minted until it does and is Ready",
             )
+        not_ready = Blocked(
+            "IdentityNotReady",
+            f"spec.identityRef: WorkloadIdentity {name} is not Ready; nothing is minted until "
+            "it is",
+        )
         ready = condition(identity.status, "Ready")
-        subject = identity.status.get("spiffeID")
-        if ready is None or ready.get("status") != "True" or not isinstance(subject, str):
-            return Blocked(
-                "IdentityNotReady",
-                f"spec.identityRef: WorkloadIdentity {name} is not Ready; nothing is minted "
-                "until it is",
-            )
+        if ready is None or ready.get("status") != "True":
+            return not_ready
         try:
             identity_spec = WorkloadIdentitySpec.parse(name, identity.spec)
         except ValidationError as err:
             return Blocked("IdentityNotReady", f"spec.identityRef: WorkloadIdentity {name}: {err}")
-        return Subject(identity_spec, subject)
+        decision = evaluate_identity(
+            identity_spec,
+            namespace,
+            self.cache.namespace_labels.get(namespace, {}),
+            list(self.cache.policies.values()),
+            self.parts.policy_defaults,
+        )
+        if not decision.allowed:
+            return not_ready
+        subject = SpiffeID.for_workload(
+            self.config.trust_domain, namespace, identity_spec.service_account
+        )
+        return Subject(identity_spec, str(subject))
 
     def policy(self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject) -> str | None:
         """The denial message, or None when allowed (IdentityPolicy, then the admin's mounts)."""
@@ -246,15 +264,13 @@ class ScopedCredentialController(ScopedIssuing):
         return pending
 
     def revocation_report(
-        self, view: ObjectView, secret_name: str, live: Sequence[Live], pending: set[str]
+        self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
         kind = _revoked_kind(view)
         ids = sorted(item.id for item in live)
         what = ", ".join(ids) if kind == "token" else f"{len(ids)} lease(s)"
         subject = view.status.get("spiffeID") or view.key
-        message = (
-            f"revoked {kind} {what or '(none live)'} of {subject}; Secret {secret_name} deleted"
-        )
+        message = f"revoked {kind} {what or '(none live)'} of {subject}"
         fields = {"credential": kind, "ids": ids, "upstreamPending": sorted(pending)}
         return message, fields, (kind, "pending" if pending else "success")
 

@@ -22,7 +22,6 @@ from wio.clock import rfc3339, whole_seconds
 from wio.errors import SignerRejected, WioError
 from wio.issuing.jwt import access_token_claims, new_jti
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile
-from wio.k8s.client import secret_path
 from wio.models.resources import ScopedCredentialSpec, WorkloadIdentitySpec
 from wio.policy.rotation import ReissueReason
 from wio.policy.scoped import (
@@ -181,6 +180,10 @@ class ScopedIssuing(
         """Extend the current lease: the Secret's data stays, its expiry annotations move."""
         vault = self.leases.vault
         assert vault is not None
+        facts = self.secrets.get(view.key.namespace, spec.secret_name)
+        if facts is None:  # nothing to renew in place (the chain sees a missing Secret first)
+            await self._read_secret(view, spec, subject, reason)
+            return
         lease_id = str(view.status.get("leaseID"))
         requested = dt.timedelta(seconds=int(view.status.get("leaseDuration") or 0))
         try:
@@ -200,19 +203,13 @@ class ScopedIssuing(
         renew = self.renewal(whole_seconds(now), expires)
         renewable = after_renewal(requested, renewal.lease_duration, renewal.renewable)
         notes = credential_secret.lease_renewal(expires, renew)
-        namespace = view.key.namespace
-        answer = await self.kube.merge_patch(
-            secret_path(namespace, spec.secret_name), {"metadata": {"annotations": notes}}
+        # Its echo is not judged again: the new expiry is recorded here.
+        await self.patch_secret(
+            view,
+            spec.secret_name,
+            {"metadata": {"annotations": notes}},
+            replace(facts, expires_at=expires),
         )
-        facts = self.secrets.get(namespace, spec.secret_name)
-        if facts is not None:  # its echo is not judged again: record the new expiry here
-            self.record_written(
-                namespace,
-                spec.secret_name,
-                answer,
-                view.key.name,
-                replace(facts, expires_at=expires),
-            )
         path = spec.vault.path if spec.vault else "the secret"
         message = f"renewed the lease of {path} until {rfc3339(expires)}"
         await self.write_status(
@@ -246,10 +243,8 @@ class ScopedIssuing(
             self.owner_label,
             secret_type="Opaque",  # noqa: S106 - a Secret type
         )
-        namespace = view.key.namespace
-        answer = await self.kube.apply(secret_path(namespace, secret_name), manifest)
         facts = credential_secret.judge(view.key.name, data, annotations)
-        self.record_written(namespace, secret_name, answer, view.key.name, facts)
+        await self.write_secret(view, secret_name, manifest, facts)
 
     async def _record(
         self,

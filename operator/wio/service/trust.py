@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Any
 
-from wio.errors import ApiNotFound, ApiRejected, WioError
+from wio.errors import ApiNotFound, ApiRejected, NameTaken, WioError
 from wio.issuing.bundle import SpiffeBundle, build_spiffe_bundle, oidc_jwks, pem_bundle
 from wio.k8s.revocations import RevocationStore
 from wio.k8s.trust_store import TrustConfigMaps
@@ -41,6 +41,9 @@ class TrustPublisher:
         self._revocations = revocations
         self._published: dict[str, str] = {}  # namespace -> content hash
         self._wanted: set[str] = set()
+        #: Namespaces whose ConfigMap of that name is someone else's (looked at again only
+        #: after a restart).
+        self.refused: set[str] = set()
         self._previous: SpiffeBundle | None = None
         self._built_from: tuple[list[Any], list[Any]] | None = None
         self._wake = asyncio.Event()
@@ -62,7 +65,7 @@ class TrustPublisher:
 
     def ensure(self, namespace: str) -> None:
         """``namespace`` holds identities: publish there if it is not current."""
-        if namespace not in self._wanted:
+        if namespace not in self._wanted and namespace not in self.refused:
             self._wanted.add(namespace)
             self._wake.set()
 
@@ -144,6 +147,11 @@ class TrustPublisher:
                 continue
             try:
                 await self._store.write(namespace, content, digest)
+            except NameTaken as err:
+                log.warning("no trust bundle for namespace %s: %s", namespace, err)
+                self._wanted.discard(namespace)
+                self.refused.add(namespace)
+                continue
             except (ApiNotFound, ApiRejected) as err:
                 # A namespace being deleted refuses new objects; it needs no bundle any more.
                 log.info("no trust bundle for namespace %s: %s", namespace, err)

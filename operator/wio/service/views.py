@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from wio.names import FINALIZER, MANAGER, ROTATE_ANNOTATION
+from wio.names import API_VERSION, FINALIZER, MANAGER, ROTATE_ANNOTATION
 
 F = TypeVar("F")
 
@@ -115,17 +115,47 @@ def decode_secret_data(body: Mapping[str, Any]) -> dict[str, bytes]:
     return decoded
 
 
+@dataclass(frozen=True)
+class SecretRecord:
+    """Whose a wio Secret is, and which version of it wio knows (never its content).
+
+    A Secret is an object's only when its owner label names the object *and* its controller
+    ownerReference carries the object's UID: labels alone can be written by anyone who may
+    write Secrets, and a name can be reused by a new object.
+    """
+
+    owner: str  # the owner label: the name of the object it belongs to
+    owner_uid: str | None  # the UID in its controller ownerReference of the owning kind
+    uid: str | None  # the Secret's own UID (deletes carry it as a precondition)
+    version: str | None  # the resourceVersion last seen or written (writes carry it)
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, Any], owner: str, owner_kind: str) -> SecretRecord:
+        owner_uid = next(
+            (
+                ref.get("uid")
+                for ref in meta.get("ownerReferences") or ()
+                if ref.get("kind") == owner_kind
+                and ref.get("apiVersion") == API_VERSION
+                and ref.get("controller")
+                and ref.get("name") == owner
+            ),
+            None,
+        )
+        return cls(owner, owner_uid, meta.get("uid"), meta.get("resourceVersion"))
+
+    def belongs_to(self, name: str, uid: str) -> bool:
+        return self.owner == name and self.owner_uid is not None and self.owner_uid == uid
+
+
 @dataclass
 class SecretIndex(Generic[F]):
     """One kind's verdicts on the Secrets wio wrote for it, keyed by (namespace, Secret name)."""
 
     facts: dict[ObjectKey, F] = field(default_factory=dict)
-    # The object each Secret belongs to, from its owner label (to refuse a second owner).
-    owners: dict[ObjectKey, str] = field(default_factory=dict)
+    records: dict[ObjectKey, SecretRecord] = field(default_factory=dict)
     # Who last wrote each Secret besides wio (from managedFields), to name a competing writer.
     foreign_writers: dict[ObjectKey, str] = field(default_factory=dict)
-    # The resourceVersion our own last write of each Secret produced; older events are stale.
-    written: dict[ObjectKey, str | None] = field(default_factory=dict)
     synced: bool = False
 
     def get(self, namespace: str, name: str) -> F | None:
@@ -135,8 +165,7 @@ class SecretIndex(Generic[F]):
         """Forget a Secret; ``keep_writer`` remembers who else wrote it (deleted by someone
         else, it is about to be restored, and a competing writer must still be named)."""
         self.facts.pop(key, None)
-        self.owners.pop(key, None)
-        self.written.pop(key, None)
+        self.records.pop(key, None)
         if not keep_writer:
             self.foreign_writers.pop(key, None)
 
