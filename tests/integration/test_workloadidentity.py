@@ -449,3 +449,34 @@ def test_a_competing_writer_cannot_make_wio_loop(
     message = condition(body, "Issuing")["message"]  # type: ignore[index]
     assert "rogue-writer" in message
     assert body["status"]["rotations"] == MAX_DRIFT_REPAIRS  # no repair past the budget
+
+
+def test_withdrawing_the_policy_that_granted_a_credential_revokes_it(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    """A credential only a policy allowed (a 2-minute certificate) does not outlive it."""
+    _allow_short_ttls(kube, namespace, f"allow-{namespace}")
+    try:
+        create_identity(
+            kube, namespace, "short", {"serviceAccountName": "short", "x509": {"ttl": "2m"}}
+        )
+        issued = wait_condition(kube, namespace, "short", "Ready", "True")["status"]
+    finally:
+        delete_policy(kube, f"allow-{namespace}")
+    body = wait_condition(kube, namespace, "short", "PolicyDenied", "True")
+    assert "spec.x509.ttl" in condition(body, "PolicyDenied")["message"]  # type: ignore[index]
+    assert not body["status"].get("serialNumber")
+    wait_for(
+        lambda: gone(client.CoreV1Api(kube).read_namespaced_secret, "short-identity", namespace),
+        timeout=10,
+        what="the revoked credential's Secret to go",
+    )
+    listed = {(r["kind"], r["id"], r["reason"]) for r in revocations(kube, OPERATOR_NAMESPACE)}
+    assert ("x509", issued["serialNumber"], "PolicyWithdrawn") in listed
+    wait_for(
+        lambda: (
+            {"Revoked", "PolicyDenied"} <= {e.reason for e in events_for(kube, namespace, "short")}
+        ),
+        timeout=10,
+        what="the Revoked and PolicyDenied Events",
+    )

@@ -136,6 +136,14 @@ async def crashed_during_rotation(h: Harness) -> Harness:
     return await crash_before_the_status_patch(h)
 
 
+async def policy_withdrawn(h: Harness) -> Harness:
+    """Issued under a policy that granted its DNS name; then the policy is deleted."""
+    watched(h, WITH_JWT)
+    await h.identities.reconcile(KEY)
+    h.observe_policy("payments", POLICY, deleted=True)
+    return h
+
+
 # -- acting --------------------------------------------------------------------------------------
 
 
@@ -148,6 +156,17 @@ async def finalize(h: Harness) -> None:
 
 
 # -- what else a user would check ----------------------------------------------------------------
+
+
+def lists_the_serial_and_forgets_it(h: Harness, out: Outcome) -> None:
+    """The revoked serial and JWT-SVID are listed; status no longer claims a credential."""
+    assert out.status is not None
+    revoked = revoked_ids(out.write("apply", REVOCATIONS_PATH), "x509")
+    assert len(revoked) == 1
+    assert "serialNumber" in out.status
+    assert out.status["serialNumber"] is None
+    assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "jwt")
+    assert SECRET not in h.kube.objects
 
 
 def carries_the_workload_spiffe_id(h: Harness, out: Outcome) -> None:
@@ -264,6 +283,21 @@ SITUATIONS = [
             then=names_the_field("spec.x509.ttl"),
         ),
         id="policy-denied",
+    ),
+    pytest.param(
+        Situation(
+            policy_withdrawn,
+            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH), ("merge_patch", STATUS)],
+            conditions={
+                "Ready": ("False", "PolicyDenied"),
+                "Issuing": ("False", "PolicyDenied"),
+                "PolicyDenied": ("True", "PolicyDenied"),
+                "SignerAvailable": ("True", "Available"),
+            },
+            events=["Revoked", "PolicyDenied"],
+            then=lists_the_serial_and_forgets_it,
+        ),
+        id="policy-withdrawn-revokes",
     ),
     pytest.param(
         Situation(
@@ -401,3 +435,44 @@ async def test_a_deletion_during_an_issuance_revokes_the_certificate_that_issuan
         revoked = revoked_ids(done.write("apply", REVOCATIONS_PATH), "x509")
         assert format(written.serial_number, "x") in revoked
         assert SECRET not in h.kube.objects  # nothing is left behind
+
+
+async def test_a_deletion_after_rotations_revokes_every_generation_still_valid() -> None:
+    """Pods may hold the previous certificate and JWT-SVID for up to half a lifetime after a
+    rotation: deleting the identity lists them too, not only the newest."""
+    async with running() as h:
+        watched(h, WITH_JWT)
+        await h.identities.reconcile(KEY)
+        first = dict(h.identities.views[KEY].status)
+        h.clock.advance(17 * 60)  # the 30-minute JWT-SVID is due, the 1-hour certificate not
+        await h.identities.reconcile(KEY)
+        refreshed = dict(h.identities.views[KEY].status)
+        assert refreshed["jwtID"] != first["jwtID"]
+        assert refreshed["retiredCredentials"] == [
+            {"kind": "jwt", "id": first["jwtID"], "expiresAt": first["jwtExpiresAt"]}
+        ]
+        h.clock.advance(PAST_RENEWAL - 17 * 60)  # now the certificate is due too
+        await h.identities.reconcile(KEY)
+        second = dict(h.identities.views[KEY].status)
+        assert second["serialNumber"] != first["serialNumber"]
+        retired = {(r["kind"], r["id"]) for r in second["retiredCredentials"]}
+        # The first JWT-SVID (30 minutes) has expired by now; the rest is still valid.
+        assert retired == {("x509", first["serialNumber"]), ("jwt", refreshed["jwtID"])}
+        out = await h.step(finalize(h))
+        listed = out.write("apply", REVOCATIONS_PATH)
+        assert revoked_ids(listed, "x509") == {first["serialNumber"], second["serialNumber"]}
+        assert revoked_ids(listed, "jwt") == {refreshed["jwtID"], second["jwtID"]}
+
+
+async def test_earlier_generations_are_forgotten_once_they_expire() -> None:
+    async with running() as h:
+        watched(h)
+        await h.identities.reconcile(KEY)
+        first = dict(h.identities.views[KEY].status)
+        h.clock.advance(PAST_RENEWAL)
+        await h.identities.reconcile(KEY)  # the first certificate is retired
+        h.clock.advance(35 * 60)  # the first one has expired; the second is due
+        await h.identities.reconcile(KEY)
+        retired = {r["id"] for r in h.identities.views[KEY].status["retiredCredentials"]}
+        assert first["serialNumber"] not in retired
+        assert len(retired) == 1

@@ -380,3 +380,18 @@ async def test_an_issuance_costs_at_most_three_writes_and_every_rotation_at_most
                 assert out.event_reasons == ["Rotated"]
         assert rotations >= 12  # a 15m token renews about every seven and a half minutes
         assert h.kube.objects[OBJECT]["status"]["rotations"] == rotations
+
+
+async def test_a_deletion_after_a_rotation_revokes_the_previous_token_too() -> None:
+    async with running() as h:
+        await renewal_due(h)
+        first = dict(h.scoped.views[KEY].status)
+        await h.scoped.reconcile(KEY)
+        second = dict(h.scoped.views[KEY].status)
+        assert second["jti"] != first["jti"]
+        assert [r["id"] for r in second["retiredCredentials"]] == [first["jti"]]
+        out = await h.step(finalize(h))
+        assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "token") == {
+            first["jti"],
+            second["jti"],
+        }

@@ -60,6 +60,8 @@ from wio.service.kind import (
     SpecT,
     StateT,
     SubjectT,
+    retired_credentials,
+    retired_status,
 )
 from wio.service.readiness import Readiness
 from wio.service.status import Condition, condition, write_status
@@ -90,6 +92,8 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
     plural: ClassVar[str]
     owner_label: ClassVar[str]
     readiness: ClassVar[Readiness]
+    #: The status fields that describe an issued credential, cleared once it is revoked.
+    credential_fields: ClassVar[tuple[str, ...]]
     #: Whether start-up lists this kind's Secrets by metadata only (their content is judged
     #: when the watch delivers it right after) or in full.
     list_secret_metadata: ClassVar[bool] = False
@@ -402,12 +406,19 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         )
 
     async def _deny(self, view: ObjectView, message: str, now: dt.datetime) -> None:
+        """Policy does not allow this object's credential: nothing is minted, and one already
+        issued (the policy was withdrawn or narrowed) is revoked: Secret deleted, listed."""
         self.scheduler.cancel(view.key)
-        if readiness.denial_is_current(view.status, view.generation, message):
+        issued = self.issued_before(view)
+        if not issued and readiness.denial_is_current(view.status, view.generation, message):
             return
         self.metrics.policy_denials.labels(self.kind).inc()
         self.on_not_ready(view)
-        await self.write_status(view, now, {}, readiness.denied(message))
+        fields: dict[str, Any] = {}
+        if issued:
+            await self.revoke(view, "PolicyWithdrawn")
+            fields = dict.fromkeys(self.credential_fields)
+        await self.write_status(view, now, fields, readiness.denied(message))
         self.events.record(self.owner(view).event_reference(), "Warning", "PolicyDenied", message)
 
     async def _failed(
@@ -452,7 +463,9 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         first = not self.issued_before(view)
         verb = "Issued" if first else "Rotated"
         text = f"{verb} {message}" + ("" if first else f" ({reason.reason}: {reason.message})")
-        await self.write_status(view, self.clock.now(), fields, self.readiness.issued(verb, text))
+        now = self.clock.now()
+        fields = {**fields, "retiredCredentials": self.retire(view, now)}
+        await self.write_status(view, now, fields, self.readiness.issued(verb, text))
         self._attempts.pop(view.key, None)
         self.scheduler.schedule(view.key, due)
         self.events.record(self.owner(view).event_reference(), "Normal", verb, text)
@@ -462,6 +475,12 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         else:
             self.metrics.rotations.labels(source, reason.reason, "success").inc()
         log.info("%s %s: %s", verb.lower(), view.key, text)
+
+    def retire(self, view: ObjectView, now: dt.datetime) -> list[dict[str, str]] | None:
+        """``status.retiredCredentials`` once the current credential is replaced: it joins
+        the earlier generations still valid, so a later revocation lists them all."""
+        earlier = retired_credentials(view.status, now)
+        return retired_status([*earlier, *self.recorded_credentials(view, now)], now)
 
     def renewal(self, start: dt.datetime, end: dt.datetime) -> dt.datetime:
         return renewal_time(

@@ -52,7 +52,13 @@ from wio.service import identity_secret, readiness
 from wio.service.bodies import secret_manifest
 from wio.service.controller import CredentialController
 from wio.service.failures import UPSTREAM_REVOKE_TIMEOUT
-from wio.service.kind import Blocked, Collaborators, Live
+from wio.service.kind import (
+    Blocked,
+    Collaborators,
+    Live,
+    retired_credentials,
+    retired_status,
+)
 from wio.service.views import ObjectKey, ObjectView, decode_secret_data
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,10 @@ class IdentityController(
     plural = WORKLOAD_IDENTITIES
     owner_label = IDENTITY_OWNER_LABEL
     readiness = readiness.IDENTITY
+    credential_fields = (
+        *("serialNumber", "keyFingerprint", "notBefore", "notAfter", "renewalTime", "specHash"),
+        *("jwtExpiresAt", "jwtRenewalTime", "jwtID", "secretName", "retiredCredentials"),
+    )
     list_secret_metadata = True
 
     def __init__(self, parts: Collaborators, *, dependents: DependentsHook | None = None) -> None:
@@ -325,6 +335,9 @@ class IdentityController(
             },
             replace(facts, token_kid=signed.kid, annotations={**facts.annotations, **notes}),
         )
+        # The JWT-SVID it replaces stays valid until it expires: listed with the earlier ones.
+        earlier = [*retired_credentials(view.status, now), *self._recorded_token(view, now)]
+        status = {**status, "retiredCredentials": retired_status(earlier, now)}
         await self.write_status(view, now, status, [])
         self.metrics.rotations.labels("jwt", reason.reason, "success").inc()
         renewal = parse_rfc3339(view.status.get("renewalTime"))
@@ -336,18 +349,24 @@ class IdentityController(
         if self._dependents is not None:
             await self._dependents(view.key)
 
-    def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
+    def recorded_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
         status = view.status
         live: list[Live] = []
         serial = status.get("serialNumber")
         not_after = parse_rfc3339(status.get("notAfter"))
         if serial and not_after and not_after > now:
             live.append(Live("x509", str(serial), not_after, status.get("keyFingerprint")))
-        jti = status.get("jwtID")
-        jwt_exp = parse_rfc3339(status.get("jwtExpiresAt"))
-        if jti and jwt_exp and jwt_exp > now:
-            live.append(Live("jwt", str(jti), jwt_exp))
+        live += self._recorded_token(view, now)
         return live
+
+    def _recorded_token(self, view: ObjectView, now: dt.datetime) -> list[Live]:
+        jti = view.status.get("jwtID")
+        jwt_exp = parse_rfc3339(view.status.get("jwtExpiresAt"))
+        return [Live("jwt", str(jti), jwt_exp)] if jti and jwt_exp and jwt_exp > now else []
+
+    def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
+        """The current certificate and JWT-SVID, and the earlier generations still valid."""
+        return [*self.recorded_credentials(view, now), *retired_credentials(view.status, now)]
 
     async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
         """Vault PKI revokes by serial; a signer that cannot revoke needs nothing."""

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from wio.clock import Clock
+from wio.clock import Clock, parse_rfc3339, rfc3339
 from wio.config import AdminConfig
 from wio.k8s.client import KubeClient
 from wio.k8s.events import EventRecorder
@@ -51,6 +51,32 @@ class Live:
     id: str  # serial (hex), jti or lease ID
     expires_at: dt.datetime
     key_fingerprint: str | None = None
+
+
+#: Earlier credentials kept in ``status.retiredCredentials`` for revocation; beyond this the
+#: oldest (closest to expiring on their own) are dropped.
+MAX_RETIRED = 32
+
+
+def retired_credentials(status: Mapping[str, Any], now: dt.datetime) -> list[Live]:
+    """The earlier generations ``status.retiredCredentials`` records, while they are valid."""
+    found = []
+    for item in status.get("retiredCredentials") or ():
+        if not isinstance(item, Mapping):
+            continue
+        expires = parse_rfc3339(item.get("expiresAt"))
+        kind, id_ = item.get("kind"), item.get("id")
+        if isinstance(kind, str) and isinstance(id_, str) and expires is not None and expires > now:
+            found.append(Live(kind, id_, expires))
+    return found
+
+
+def retired_status(items: Sequence[Live], now: dt.datetime) -> list[dict[str, str]] | None:
+    """``status.retiredCredentials`` for ``items``: the valid ones, latest-expiring first, at
+    most ``MAX_RETIRED``, each once (None removes the field)."""
+    unique = {(i.kind, i.id): i for i in items if i.expires_at > now}
+    kept = sorted(unique.values(), key=lambda i: i.expires_at, reverse=True)[:MAX_RETIRED]
+    return [{"kind": i.kind, "id": i.id, "expiresAt": rfc3339(i.expires_at)} for i in kept] or None
 
 
 @dataclass(frozen=True)
@@ -125,6 +151,11 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
     @abc.abstractmethod
     def failure_labels(self, view: ObjectView, spec: SpecT) -> tuple[str, str]:
         """(signer, source) metric labels of a failed issuance."""
+
+    def recorded_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
+        """The valid credentials status records as current (to retire when replaced);
+        none by default (a kind that tracks its generations itself, as Vault leases do)."""
+        return []
 
     @abc.abstractmethod
     def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:

@@ -37,7 +37,7 @@ from wio.policy.scoped import (
     reissue_reason,
 )
 from wio.service import credential_secret, readiness
-from wio.service.kind import Blocked, Collaborators, Live
+from wio.service.kind import Blocked, Collaborators, Live, retired_credentials
 from wio.service.leases import LeaseRevoker, live_leases_of
 from wio.service.scoped_issuing import ScopedIssuing, Subject
 from wio.service.status import condition
@@ -45,18 +45,16 @@ from wio.service.views import ObjectKey, ObjectView, decode_secret_data
 
 log = logging.getLogger(__name__)
 
-#: Status fields that describe an issued credential; cleared when its identity is deleted.
-CREDENTIAL_FIELDS = (
-    *("jti", "leaseID", "leaseExpiresAt", "leaseDuration", "leaseRenewable", "retiredLeases"),
-    *("expiresAt", "renewalTime", "specHash", "spiffeID"),
-)
-
 
 class ScopedCredentialController(ScopedIssuing):
     kind = SCOPED_CREDENTIAL
     plural = SCOPED_CREDENTIALS
     owner_label = CREDENTIAL_OWNER_LABEL
     readiness = readiness.CREDENTIAL
+    credential_fields = (
+        *("jti", "leaseID", "leaseExpiresAt", "leaseDuration", "leaseRenewable", "retiredLeases"),
+        *("expiresAt", "renewalTime", "specHash", "spiffeID", "retiredCredentials"),
+    )
 
     def __init__(self, parts: Collaborators, leases: LeaseRevoker) -> None:
         super().__init__(parts, parts.cache.credentials, parts.cache.credential_secrets)
@@ -231,6 +229,13 @@ class ScopedCredentialController(ScopedIssuing):
 
     # -- revocation ----------------------------------------------------------------------------
 
+    def recorded_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
+        """The current access token (a Vault lease's generations are ``retiredLeases``)."""
+        jti, expires = view.status.get("jti"), parse_rfc3339(view.status.get("expiresAt"))
+        if isinstance(jti, str) and jti and expires is not None and expires > now:
+            return [Live("token", jti, expires)]
+        return []
+
     def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
         """What status records, and what the Secret holds (written just before a crash,
         before status could record it)."""
@@ -240,9 +245,8 @@ class ScopedCredentialController(ScopedIssuing):
         if kind == "lease":
             live.update(live_leases_of(status, now))
         else:
-            jti, expires = status.get("jti"), parse_rfc3339(status.get("expiresAt"))
-            if isinstance(jti, str) and jti and expires is not None and expires > now:
-                live[jti] = expires
+            for item in (*self.recorded_credentials(view, now), *retired_credentials(status, now)):
+                live[item.id] = item.expires_at
         facts = self.secrets.get(view.key.namespace, self.recorded_secret_name(view))
         if (
             facts is not None
@@ -291,7 +295,7 @@ class ScopedCredentialController(ScopedIssuing):
                 await self.write_status(
                     view,
                     self.clock.now(),
-                    dict.fromkeys(CREDENTIAL_FIELDS),
+                    dict.fromkeys(self.credential_fields),
                     readiness.blocked("IdentityNotFound", message),
                 )
 
