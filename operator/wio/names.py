@@ -46,6 +46,9 @@ CREDENTIAL_OWNER_LABEL = f"{GROUP}/scopedcredential"
 
 #: Set by a user to ask for a rotation now; each new value is one request.
 ROTATE_ANNOTATION = f"{GROUP}/rotate"
+#: Set by an SRE to revoke without deleting: everything issued so far is listed as revoked
+#: and a fresh credential issued at once; each new value (the reason) is one request.
+REVOKE_ANNOTATION = f"{GROUP}/revoke"
 
 # --- annotations on credential Secrets (facts about the credential, never key material) -------
 

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 import urllib.request
+from typing import Any
 
 import hvac
 import jwt as pyjwt
@@ -480,3 +481,28 @@ def test_withdrawing_the_policy_that_granted_a_credential_revokes_it(
         timeout=10,
         what="the Revoked and PolicyDenied Events",
     )
+
+
+def test_the_revoke_annotation_revokes_without_deleting_and_issues_afresh(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    create_identity(kube, namespace, "leaky", {"serviceAccountName": "leaky"})
+    first = wait_condition(kube, namespace, "leaky", "Ready", "True")["status"]
+    patch_identity(
+        kube,
+        namespace,
+        "leaky",
+        {"metadata": {"annotations": {"identity.wio.dev/revoke": "key-leak"}}},
+    )
+
+    def honoured() -> dict[str, Any] | None:
+        status = get_identity(kube, namespace, "leaky").get("status") or {}
+        return status if status.get("lastRevocation") == "key-leak" else None
+
+    status = wait_for(honoured, timeout=15, what="the revocation request to be honoured")
+    assert status["serialNumber"] != first["serialNumber"]
+    listed = {(r["kind"], r["id"], r["reason"]) for r in revocations(kube, OPERATOR_NAMESPACE)}
+    assert ("x509", first["serialNumber"], "RevokeRequested") in listed
+    assert ("x509", status["serialNumber"], "RevokeRequested") not in listed
+    _, data = read_secret(kube, namespace, "leaky-identity")
+    assert format(leaf(data).serial_number, "x") == status["serialNumber"]

@@ -30,7 +30,12 @@ from tests.support.recording import (
 )
 from wio.errors import SignerUnavailable
 from wio.k8s.client import custom_path, secret_path
-from wio.names import ROTATIONS_ANNOTATION, WORKLOAD_IDENTITIES, WORKLOAD_IDENTITY
+from wio.names import (
+    REVOKE_ANNOTATION,
+    ROTATIONS_ANNOTATION,
+    WORKLOAD_IDENTITIES,
+    WORKLOAD_IDENTITY,
+)
 from wio.service.views import ObjectKey
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
@@ -476,3 +481,35 @@ async def test_earlier_generations_are_forgotten_once_they_expire() -> None:
         retired = {r["id"] for r in h.identities.views[KEY].status["retiredCredentials"]}
         assert first["serialNumber"] not in retired
         assert len(retired) == 1
+
+
+async def test_the_revoke_annotation_lists_everything_issued_and_issues_afresh() -> None:
+    """Revoke without deleting: every credential issued so far goes on the list (the current
+    one and the generation before it), one new credential replaces them, and status says
+    which request was honoured."""
+    async with running() as h:
+        watched(h)
+        await h.identities.reconcile(KEY)
+        first = dict(h.identities.views[KEY].status)
+        h.clock.advance(PAST_RENEWAL)
+        await h.identities.reconcile(KEY)
+        second = dict(h.identities.views[KEY].status)
+        stored = await h.kube.get(OBJECT)
+        stored["metadata"]["annotations"] = {REVOKE_ANNOTATION: "key-leak-2026-01"}
+        h.identities.observe(h.kube.put(OBJECT, stored))
+        out = await h.step(h.identities.reconcile(KEY))
+        assert out.verbs_and_paths == [
+            ("apply", REVOCATIONS_PATH),
+            ("apply", SECRET),
+            ("merge_patch", STATUS),
+        ]
+        listed = revoked_ids(out.write("apply", REVOCATIONS_PATH), "x509")
+        assert listed == {first["serialNumber"], second["serialNumber"]}
+        status = h.identities.views[KEY].status
+        assert status["lastRevocation"] == "key-leak-2026-01"
+        assert status["serialNumber"] not in listed
+        assert "retiredCredentials" not in status
+        assert out.event_reasons == ["Revoked", "Rotated"]
+        # Honoured once: the next look changes nothing.
+        again = await h.step(h.identities.reconcile(KEY))
+        assert again.verbs_and_paths == []

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.unit
 PACKAGE = Path(names.__file__).resolve().parent
 
 STORED = {
+    "REVOKE_ANNOTATION": "identity.wio.dev/revoke",
     "INTROSPECTION_PATH": "/introspect",
     "GROUP": "identity.wio.dev",
     "VERSION": "v1alpha1",

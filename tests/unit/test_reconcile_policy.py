@@ -109,6 +109,12 @@ def _facts(**changes: object) -> SecretFacts:
 
 FIRING = [
     pytest.param(
+        "revoke_requested",
+        {"revoke_request": "key-leak", "revoke_ack": None},
+        "RevokeRequested",
+        id="revoke-requested",
+    ),
+    pytest.param(
         "not_issued", {"stored_serial": None, "secret": None}, "NotIssued", id="never-issued"
     ),
     pytest.param(
@@ -212,6 +218,7 @@ QUIET = [
     pytest.param({"secret": None, "secrets_synced": False}, id="secrets-not-listed-yet"),
     pytest.param({"stored_secret_name": None}, id="secret-name-not-recorded-yet"),
     pytest.param({"forced_request": "r1", "forced_ack": "r1"}, id="rotation-already-done"),
+    pytest.param({"revoke_request": "leak", "revoke_ack": "leak"}, id="revocation-already-done"),
     pytest.param({"trusted_anchors": None, "published_kids": None}, id="signers-not-read-yet"),
     pytest.param({"secret": _facts(anchor=None)}, id="anchor-unknown"),
     pytest.param(

@@ -99,6 +99,12 @@ def _state(**changes: object) -> CredentialState:
 
 
 FIRING = [
+    pytest.param(
+        "revoke_requested",
+        {"revoke_request": "key-leak", "revoke_ack": None},
+        "RevokeRequested",
+        id="revoke-requested",
+    ),
     pytest.param("not_issued", {"stored_id": None}, "NotIssued", id="never-issued"),
     pytest.param("secret_moved", {"stored_secret_name": "old"}, "SecretNameChanged", id="renamed"),
     pytest.param("secret_missing", {"secret": None}, "SecretMissing", id="secret-deleted"),

@@ -14,6 +14,7 @@ from typing import Protocol
 from wio.policy.rotation import ReissueReason
 
 KEY_UNPUBLISHED = "SigningKeyNotPublished"
+REVOKE_REQUESTED = "RevokeRequested"
 UNPUBLISHED_MESSAGE = "the key that signed the token is no longer published (key rollover)"
 
 
@@ -41,6 +42,10 @@ class CredentialRecord(Protocol):
     def forced_request(self) -> str | None: ...
     @property
     def forced_ack(self) -> str | None: ...
+    @property
+    def revoke_request(self) -> str | None: ...
+    @property
+    def revoke_ack(self) -> str | None: ...
 
 
 def secret_moved(s: CredentialRecord) -> ReissueReason | None:
@@ -82,4 +87,15 @@ def key_unpublished(kid: str | None, published: frozenset[str] | None) -> Reissu
     """A token signed by ``kid`` when the published keys (None: not read yet) lack it."""
     if kid is not None and published and kid not in published:
         return ReissueReason(KEY_UNPUBLISHED, UNPUBLISHED_MESSAGE)
+    return None
+
+
+def revoke_requested(s: CredentialRecord) -> ReissueReason | None:
+    """An SRE asked, with the revoke annotation, to revoke everything issued so far."""
+    if s.revoke_request and s.revoke_request != s.revoke_ack:
+        return ReissueReason(
+            REVOKE_REQUESTED,
+            "revocation was requested with the revoke annotation: everything issued before "
+            "is listed as revoked",
+        )
     return None

@@ -34,6 +34,7 @@ from wio.policy.checks import (
     KEY_UNPUBLISHED,
     forced,
     key_unpublished,
+    revoke_requested,
     secret_damaged,
     secret_missing,
     secret_moved,
@@ -91,6 +92,9 @@ class IdentityState:
     # the signers have been read (then nothing is judged by them).
     trusted_anchors: frozenset[str] | None = None
     published_kids: frozenset[str] | None = None
+    # The revoke annotation's value, and the one status acknowledges (handled already).
+    revoke_request: str | None = None
+    revoke_ack: str | None = None
 
 
 Check = Callable[[IdentityState], ReissueReason | None]
@@ -365,7 +369,9 @@ def token_renewal_due(s: IdentityState) -> ReissueReason | None:
 
 
 CHECKS: tuple[Check, ...] = (
-    # First: a credential written just before a crash is recorded, not replaced, whether the
+    # An SRE's revocation comes before everything, even adoption.
+    revoke_requested,
+    # Then a credential written just before a crash is recorded, not replaced, whether the
     # crash came during the first issuance (status still empty) or a later one.
     secret_adoptable,
     not_issued,

@@ -29,6 +29,7 @@ from wio.names import (
 from wio.policy.checks import (
     forced,
     key_unpublished,
+    revoke_requested,
     secret_damaged,
     secret_missing,
     secret_moved,
@@ -122,6 +123,9 @@ class CredentialState:
     secret: CredentialFacts | None
     # kids of every published JWT key; None until the signers' keys have been read
     published_kids: frozenset[str] | None = None
+    # The revoke annotation's value, and the one status acknowledges (handled already).
+    revoke_request: str | None = None
+    revoke_ack: str | None = None
 
 
 Check = Callable[[CredentialState], ReissueReason | None]
@@ -168,6 +172,7 @@ def renewal_due(s: CredentialState) -> ReissueReason | None:
 RENEWAL_DUE = "RenewalDue"
 
 CHECKS: tuple[Check, ...] = (
+    revoke_requested,
     not_issued,
     secret_moved,
     secret_missing,

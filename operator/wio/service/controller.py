@@ -47,6 +47,7 @@ from wio.errors import (
 from wio.k8s.client import custom_path, list_watched, secret_path
 from wio.models.revocation import Revocation
 from wio.names import MANAGED_BY, MANAGER
+from wio.policy.checks import REVOKE_REQUESTED
 from wio.policy.reconcile import DRIFT_REASONS, DRIFT_WINDOW, drift_repairs_exhausted
 from wio.policy.rotation import ReissueReason, renewal_time
 from wio.service import readiness
@@ -57,6 +58,7 @@ from wio.service.kind import (
     Collaborators,
     FactsT,
     KindHooks,
+    Live,
     SpecT,
     StateT,
     SubjectT,
@@ -328,6 +330,8 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         if reason.reason in DRIFT_REASONS and await self._contested(view, spec, reason, now):
             return
         try:
+            if reason.reason == REVOKE_REQUESTED:
+                await self._revoke_in_place(view, now)
             await self.act(view, spec, subject, state, reason)
         except NameTaken as err:
             await self._blocked(view, Blocked("SecretConflict", str(err)), now)
@@ -464,7 +468,11 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         verb = "Issued" if first else "Rotated"
         text = f"{verb} {message}" + ("" if first else f" ({reason.reason}: {reason.message})")
         now = self.clock.now()
-        fields = {**fields, "retiredCredentials": self.retire(view, now)}
+        if reason.reason == REVOKE_REQUESTED:
+            # Everything before this credential is listed already: nothing left to retire.
+            fields = {**fields, "retiredCredentials": None, "lastRevocation": view.revoke_request}
+        else:
+            fields = {**fields, "retiredCredentials": self.retire(view, now)}
         await self.write_status(view, now, fields, self.readiness.issued(verb, text))
         self._attempts.pop(view.key, None)
         self.scheduler.schedule(view.key, due)
@@ -529,6 +537,16 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             await self.before_revoke(view)
             await self.revoke(view, reason)
 
+    async def _revoke_in_place(self, view: ObjectView, now: dt.datetime) -> None:
+        """The revoke annotation: list every credential issued so far (upstream too), without
+        deleting the Secret, which the fresh issuance that follows replaces in one write."""
+        live = self.live_credentials(view, now)
+        pending = await self.revoke_upstream(view, live) if live else set()
+        await self._store_revocations(view, live, pending, "RevokeRequested", now)
+        message, fields, labels = self.revocation_report(view, live, pending)
+        message += f" on request ({view.revoke_request}); a new credential follows"
+        self._report_revocation(view, message, fields, labels, "RevokeRequested", now)
+
     async def revoke(self, view: ObjectView, reason: str) -> None:
         """Delete the Secret and list every live credential; the caller holds the lock."""
         now = self.clock.now()
@@ -547,6 +565,24 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
                 )
             self.secrets.drop(ObjectKey(key.namespace, secret_name))
         pending = await self.revoke_upstream(view, live) if live else set()
+        await self._store_revocations(view, live, pending, reason, now)
+        message, fields, labels = self.revocation_report(view, live, pending)
+        message += (
+            f"; Secret {secret_name} deleted"
+            if record is not None
+            else f"; no Secret {secret_name} of its own to delete"
+        )
+        self._report_revocation(view, message, fields, labels, reason, now)
+
+    async def _store_revocations(
+        self,
+        view: ObjectView,
+        live: Sequence[Live],
+        pending: set[str],
+        reason: str,
+        now: dt.datetime,
+    ) -> None:
+        """List ``live`` as revoked until each would have expired; returns once stored."""
         subject = str(view.status.get("spiffeID") or "")
         entries = [
             Revocation(
@@ -564,12 +600,18 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         if entries:
             await self.parts.revocations.add(entries)
             self.parts.trust.revocations_changed()
-        message, fields, labels = self.revocation_report(view, live, pending)
-        message += (
-            f"; Secret {secret_name} deleted"
-            if record is not None
-            else f"; no Secret {secret_name} of its own to delete"
-        )
+
+    def _report_revocation(
+        self,
+        view: ObjectView,
+        message: str,
+        fields: dict[str, Any],
+        labels: tuple[str, str],
+        reason: str,
+        now: dt.datetime,
+    ) -> None:
+        """The Event, the audit line, the metric and the log of one revocation."""
+        key = view.key
         self.events.record(self.owner(view).event_reference(), "Normal", "Revoked", message)
         audit.info(
             "revoked",
@@ -579,7 +621,7 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
                     "kind": self.kind,
                     "namespace": key.namespace,
                     "name": key.name,
-                    "spiffeID": subject,
+                    "spiffeID": str(view.status.get("spiffeID") or ""),
                     **fields,
                     "reason": reason,
                     "time": rfc3339(now),

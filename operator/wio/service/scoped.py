@@ -190,6 +190,8 @@ class ScopedCredentialController(ScopedIssuing):
             renewal_time=parse_rfc3339(status.get("renewalTime")),
             forced_request=view.forced_request,
             forced_ack=status.get("lastForcedRotation") or None,
+            revoke_request=view.revoke_request,
+            revoke_ack=status.get("lastRevocation") or None,
             secrets_synced=self.secrets.synced,
             secret=self.secrets.get(view.key.namespace, spec.secret_name),
             published_kids=self.signers.published_kids(),

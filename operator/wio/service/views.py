@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from wio.names import API_VERSION, FINALIZER, MANAGER, ROTATE_ANNOTATION
+from wio.names import API_VERSION, FINALIZER, MANAGER, REVOKE_ANNOTATION, ROTATE_ANNOTATION
 
 F = TypeVar("F")
 
@@ -47,6 +47,8 @@ class ObjectView:
     status: dict[str, Any]
     forced_request: str | None
     deleting: bool
+    # The revoke annotation's value: revoke everything issued so far, issue afresh.
+    revoke_request: str | None = None
     # Our finalizer is on the object: only then is anything issued, so a deletion can never
     # miss the revocation of a credential issued a moment before.
     guarded: bool = True
@@ -65,6 +67,7 @@ class ObjectView:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             forced_request=annotations.get(ROTATE_ANNOTATION) or None,
+            revoke_request=annotations.get(REVOKE_ANNOTATION) or None,
             deleting=bool(meta.get("deletionTimestamp")),
             guarded=FINALIZER in (meta.get("finalizers") or ()),
             resource_version=meta.get("resourceVersion"),
@@ -100,6 +103,7 @@ def wants_work(previous: ObjectView | None, view: ObjectView) -> bool:
         previous is None
         or previous.generation != view.generation
         or previous.forced_request != view.forced_request
+        or previous.revoke_request != view.revoke_request
         or previous.uid != view.uid
         or previous.guarded != view.guarded
     )
