@@ -60,6 +60,11 @@ class Metrics:
             ["namespace", "name"],
             registry=r,
         )
+        self.upstream_pending = Gauge(
+            "wio_upstream_revocations_pending",
+            "Revocations stored by wio that the signer or Vault has not confirmed yet.",
+            registry=r,
+        )
         self.signer_errors = Counter(
             "wio_signer_errors_total",
             "Failures of a signer, by signer name and reason.",

@@ -51,6 +51,7 @@ from wio.service.kind import Collaborators
 from wio.service.scoped import ScopedCredentialController
 from wio.service.signers import Signer, SignerSet
 from wio.service.trust import TrustPublisher
+from wio.service.upstream import UpstreamRevoker
 from wio.service.workqueue import TokenBucket
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -482,10 +483,11 @@ class Harness:
             clock=clock,
             rng=random.Random(seed),  # noqa: S311 - rotation jitter, not a secret
             bucket=TokenBucket(1_000_000.0, 1_000_000),
+            upstream=UpstreamRevoker(signers, None, revocations, metrics, clock),
             cache=cache,
             policy_defaults=config.policy_defaults(),
         )
-        identities, scoped = build_controllers(parts, None)
+        identities, scoped = build_controllers(parts)
         events.start()
         return cls(clock, kube, authority, jwt, parts, identities, scoped)
 

@@ -513,3 +513,19 @@ async def test_the_revoke_annotation_lists_everything_issued_and_issues_afresh()
         # Honoured once: the next look changes nothing.
         again = await h.step(h.identities.reconcile(KEY))
         assert again.verbs_and_paths == []
+
+
+async def test_an_upstream_revocation_the_signer_refused_is_retried_until_it_is_done() -> None:
+    async with running() as h:
+        watched(h)
+        await h.identities.reconcile(KEY)
+        serial = h.identities.views[KEY].status["serialNumber"]
+        h.authority.fail_next(1, SignerUnavailable("Vault is sealed"), operation="revoke")
+        await h.step(finalize(h))
+        pending = h.parts.revocations.current.pending_upstream()
+        assert [(e.kind, e.id, e.signer) for e in pending] == [("x509", serial, "default")]
+        assert h.authority.revoked == []
+        await h.parts.upstream.retry_pending()
+        assert h.authority.revoked == [serial]
+        assert h.parts.revocations.current.pending_upstream() == ()
+        assert b"\nwio_upstream_revocations_pending 0.0\n" in h.parts.metrics.exposition()

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from wio.backends.local import LocalAuthority, LocalJwtSigner
 from wio.backends.protocols import JwtSigner, X509Authority
 from wio.backends.vault import VaultClient
-from wio.backends.vault_dynamic import VaultDynamicSecrets
 from wio.clock import Clock
 from wio.composition.vault import vault_authority, vault_dynamic_secrets, vault_jwt_signer
 from wio.config import AdminConfig, SignerConfig, VaultPkiX509, VaultTransitJwt
@@ -39,11 +38,11 @@ from wio.service.cache import WatchedCache
 from wio.service.identities import IdentityController
 from wio.service.introspection import Introspector
 from wio.service.kind import Collaborators
-from wio.service.leases import LeaseRevoker
 from wio.service.rollover import KeyRollover
 from wio.service.scoped import ScopedCredentialController
 from wio.service.signers import Signer, SignerSet
 from wio.service.trust import TrustPublisher
+from wio.service.upstream import UpstreamRevoker
 from wio.service.workqueue import TokenBucket
 
 
@@ -68,6 +67,7 @@ class Runtime:
     vault_clients: list[VaultClient]
     introspector: Introspector
     rollover: KeyRollover
+    upstream: UpstreamRevoker
     ready: bool = False
 
     @classmethod
@@ -113,6 +113,12 @@ class Runtime:
             await signers.trust_bundle()
             events = EventRecorder(kube)
             cache = WatchedCache()
+            vault = (
+                vault_dynamic_secrets(config.vault, clock, vault_clients)
+                if config.vault is not None
+                else None
+            )
+            upstream = UpstreamRevoker(signers, vault, revocations, metrics, clock)
             parts = Collaborators(
                 config=config,
                 kube=kube,
@@ -124,15 +130,11 @@ class Runtime:
                 clock=clock,
                 rng=rng or random.Random(),  # noqa: S311 - rotation jitter, not a secret
                 bucket=TokenBucket(config.issuance_rate, config.issuance_burst),
+                upstream=upstream,
                 cache=cache,
                 policy_defaults=config.policy_defaults(),
             )
-            vault = (
-                vault_dynamic_secrets(config.vault, clock, vault_clients)
-                if config.vault is not None
-                else None
-            )
-            identities, scoped = build_controllers(parts, vault)
+            identities, scoped = build_controllers(parts)
             introspector = Introspector(
                 issuer=config.jwt_issuer,
                 trust_domain=config.trust_domain.name,
@@ -165,6 +167,7 @@ class Runtime:
             # Identities first: a ScopedCredential's first decision reads its identity's view.
             await identities.start()
             await scoped.start()
+            upstream.start()
             rollover.start()
         except BaseException:
             for client in vault_clients:
@@ -185,6 +188,7 @@ class Runtime:
             vault_clients=vault_clients,
             introspector=introspector,
             rollover=rollover,
+            upstream=upstream,
         )
         runtime.ready = True
         return runtime
@@ -192,6 +196,7 @@ class Runtime:
     async def stop(self) -> None:
         self.ready = False
         await self.rollover.stop()
+        await self.upstream.stop()
         await self.scoped.stop()
         await self.identities.stop()
         await self.trust.stop()
@@ -227,11 +232,10 @@ class Runtime:
 
 
 def build_controllers(
-    parts: Collaborators, vault: VaultDynamicSecrets | None
+    parts: Collaborators,
 ) -> tuple[IdentityController, ScopedCredentialController]:
     """The controllers of the two kinds, wired once."""
-    leases = LeaseRevoker(vault, parts.revocations, parts.metrics, parts.clock)
-    scoped = ScopedCredentialController(parts, leases)
+    scoped = ScopedCredentialController(parts)
     # A deleted identity's ScopedCredentials are revoked before its finalizer lets go.
     identities = IdentityController(parts, dependents=scoped.revoke_for_identity)
     return identities, scoped

@@ -43,6 +43,8 @@ class Revocation:
     key_fingerprint: str | None = None
     # Upstream revocation (Vault PKI, lease revoke) still to do; survives restarts in the list.
     upstream_pending: bool = False
+    # The signer that issued a certificate, so a pending upstream revocation is retried there.
+    signer: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -69,6 +71,8 @@ class Revocation:
             doc["keyFingerprint"] = self.key_fingerprint
         if self.upstream_pending:
             doc["upstreamPending"] = True
+        if self.signer:
+            doc["signer"] = self.signer
         return doc
 
     @classmethod
@@ -84,6 +88,7 @@ class Revocation:
             reason=str(doc.get("reason", "")),
             key_fingerprint=doc.get("keyFingerprint") or None,
             upstream_pending=bool(doc.get("upstreamPending", False)),
+            signer=str(doc["signer"]) if doc.get("signer") else None,
         )
 
 

@@ -594,6 +594,7 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
                 reason=reason,
                 key_fingerprint=item.key_fingerprint,
                 upstream_pending=item.id in pending,
+                signer=item.signer if item.id in pending else None,
             )
             for item in live
         ]

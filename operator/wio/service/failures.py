@@ -25,8 +25,6 @@ BACKOFF_MAX = dt.timedelta(minutes=5)
 # A permanent failure (signer refuses, invalid object) is looked at again this often, in case
 # an admin fixed the signer; spec changes retry at once.
 PERMANENT_RETRY = dt.timedelta(minutes=10)
-# Upstream revocation (Vault PKI, lease revoke) must never hang a namespace deletion.
-UPSTREAM_REVOKE_TIMEOUT = 5.0
 
 
 @dataclass

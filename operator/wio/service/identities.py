@@ -27,7 +27,7 @@ from typing import Any
 
 from wio.backends.protocols import JwtType, SvidRequest
 from wio.clock import parse_rfc3339, rfc3339
-from wio.errors import ValidationError, WioError
+from wio.errors import ValidationError
 from wio.issuing.jwt import jwt_svid_claims, new_jti
 from wio.issuing.keys import generate_private_key
 from wio.issuing.verify_x509 import verify_svid
@@ -51,7 +51,6 @@ from wio.policy.rotation import ReissueReason
 from wio.service import identity_secret, readiness
 from wio.service.bodies import secret_manifest
 from wio.service.controller import CredentialController
-from wio.service.failures import UPSTREAM_REVOKE_TIMEOUT
 from wio.service.kind import (
     Blocked,
     Collaborators,
@@ -357,7 +356,8 @@ class IdentityController(
         serial = status.get("serialNumber")
         not_after = parse_rfc3339(status.get("notAfter"))
         if serial and not_after and not_after > now:
-            live.append(Live("x509", str(serial), not_after, status.get("keyFingerprint")))
+            fingerprint = status.get("keyFingerprint")
+            live.append(Live("x509", str(serial), not_after, fingerprint, self._signer_of(view)))
         live += self._recorded_token(view, now)
         return live
 
@@ -368,29 +368,27 @@ class IdentityController(
 
     def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
         """The current certificate and JWT-SVID, and the earlier generations still valid."""
-        return [*self.recorded_credentials(view, now), *retired_credentials(view.status, now)]
+        signer = self._signer_of(view)
+        earlier = [
+            replace(item, signer=signer) if item.kind == "x509" else item
+            for item in retired_credentials(view.status, now)
+        ]
+        return [*self.recorded_credentials(view, now), *earlier]
+
+    def _signer_of(self, view: ObjectView) -> str:
+        return str(view.spec.get("signer") or "default")
 
     async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
-        """Vault PKI revokes by serial; a signer that cannot revoke needs nothing."""
-        signer_name = str(view.spec.get("signer") or "default")
-        try:
-            signer = self.signers.get(signer_name)
-        except WioError:
-            return set()
-        if not signer.x509_revokes:
-            return set()
+        """Vault PKI revokes by serial; what it does not confirm is retried later."""
         pending: set[str] = set()
+        upstream = self.parts.upstream
         for item in live:
-            if item.kind != "x509":
+            if item.kind != "x509" or item.signer is None:
                 continue
-            try:
-                await asyncio.wait_for(signer.x509.revoke(item.id), UPSTREAM_REVOKE_TIMEOUT)
-            except (WioError, TimeoutError) as err:
-                log.warning(
-                    "upstream revocation of %s by %s deferred: %s", view.key, signer_name, err
-                )
-                self.metrics.signer_errors.labels(signer_name, "RevokeFailed").inc()
+            if not await upstream.revoke_serial(item.signer, item.id):
                 pending.add(item.id)
+        if pending:
+            self.parts.upstream.retry_soon()
         return pending
 
     def revocation_report(

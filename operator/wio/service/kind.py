@@ -26,6 +26,7 @@ from wio.policy.rotation import ReissueReason
 from wio.service.cache import WatchedCache
 from wio.service.signers import SignerSet
 from wio.service.trust import TrustPublisher
+from wio.service.upstream import UpstreamRevoker
 from wio.service.views import ObjectKey, ObjectView
 from wio.service.workqueue import TokenBucket
 
@@ -51,6 +52,7 @@ class Live:
     id: str  # serial (hex), jti or lease ID
     expires_at: dt.datetime
     key_fingerprint: str | None = None
+    signer: str | None = None  # the signer that issued a certificate (upstream revocation)
 
 
 #: Earlier credentials kept in ``status.retiredCredentials`` for revocation; beyond this the
@@ -94,6 +96,8 @@ class Collaborators:
     rng: random.Random
     #: One issuance rate limit for the whole operator, shared by every kind.
     bucket: TokenBucket
+    #: Revocation at the source (Vault PKI, Vault leases), retried until it is confirmed.
+    upstream: UpstreamRevoker
     cache: WatchedCache
     #: The limits policy applies where no IdentityPolicy sets them.
     policy_defaults: PolicyDefaults

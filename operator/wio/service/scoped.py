@@ -38,7 +38,7 @@ from wio.policy.scoped import (
 )
 from wio.service import credential_secret, readiness
 from wio.service.kind import Blocked, Collaborators, Live, retired_credentials
-from wio.service.leases import LeaseRevoker, live_leases_of
+from wio.service.leases import live_leases_of
 from wio.service.scoped_issuing import ScopedIssuing, Subject
 from wio.service.status import condition
 from wio.service.views import ObjectKey, ObjectView, decode_secret_data
@@ -56,18 +56,9 @@ class ScopedCredentialController(ScopedIssuing):
         *("expiresAt", "renewalTime", "specHash", "spiffeID", "retiredCredentials"),
     )
 
-    def __init__(self, parts: Collaborators, leases: LeaseRevoker) -> None:
+    def __init__(self, parts: Collaborators) -> None:
         super().__init__(parts, parts.cache.credentials, parts.cache.credential_secrets)
-        self.leases = leases
         self.by_identity: dict[ObjectKey, set[ObjectKey]] = {}
-
-    async def start(self) -> None:
-        await super().start()
-        self.leases.start()
-
-    async def stop(self) -> None:
-        await self.leases.stop()
-        await super().stop()
 
     # -- the identity index --------------------------------------------------------------------
 
@@ -158,7 +149,7 @@ class ScopedCredentialController(ScopedIssuing):
         )
         if not decision.allowed:
             return decision.message
-        vault = self.leases.vault
+        vault = self.parts.upstream.vault
         if spec.vault is not None:
             if vault is None:
                 return (
@@ -263,10 +254,10 @@ class ScopedCredentialController(ScopedIssuing):
     async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
         pending = {item.id for item in live if item.kind == "lease"}
         for item in live:
-            if item.kind == "lease" and await self.leases.revoke(item.id):
+            if item.kind == "lease" and await self.parts.upstream.revoke_lease(item.id):
                 pending.discard(item.id)
         if pending:
-            self.leases.retry_soon()
+            self.parts.upstream.retry_soon()
         return pending
 
     def revocation_report(

@@ -35,7 +35,7 @@ from wio.policy.scoped import (
 from wio.service import credential_secret
 from wio.service.bodies import secret_manifest
 from wio.service.controller import CredentialController
-from wio.service.leases import LeaseRevoker, live_leases_of, retired_status
+from wio.service.leases import live_leases_of, retired_status
 from wio.service.views import ObjectView
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,6 @@ class ScopedIssuing(
     CredentialController[ScopedCredentialSpec, Subject, CredentialState, CredentialFacts]
 ):
     """Issuing for ScopedCredentials; ``ScopedCredentialController`` is the whole kind."""
-
-    leases: LeaseRevoker
 
     async def act(
         self,
@@ -135,7 +133,7 @@ class ScopedIssuing(
         self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject, reason: ReissueReason
     ) -> None:
         assert spec.vault is not None
-        vault = self.leases.vault
+        vault = self.parts.upstream.vault
         assert vault is not None
         await self.issuance_slot()
         started = time.perf_counter()
@@ -157,7 +155,7 @@ class ScopedIssuing(
         except BaseException:
             # Nobody will ever see these credentials: take them back rather than leave them
             # live until the lease runs out.
-            await self.leases.revoke_unused(secret.lease_id)
+            await self.parts.upstream.revoke_unused_lease(secret.lease_id)
             raise
         fields: dict[str, Any] = {
             "leaseID": secret.lease_id,
@@ -178,7 +176,7 @@ class ScopedIssuing(
         self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject, reason: ReissueReason
     ) -> None:
         """Extend the current lease: the Secret's data stays, its expiry annotations move."""
-        vault = self.leases.vault
+        vault = self.parts.upstream.vault
         assert vault is not None
         facts = self.secrets.get(view.key.namespace, spec.secret_name)
         if facts is None:  # nothing to renew in place (the chain sees a missing Secret first)
