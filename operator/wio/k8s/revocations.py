@@ -16,13 +16,15 @@ import logging
 from collections.abc import Iterable
 
 from wio.clock import Clock
-from wio.errors import ApiNotFound
+from wio.errors import ApiNotFound, ApiRejected, ApiUnavailable
 from wio.k8s.client import KubeClient, configmap_path
 from wio.models.revocation import Revocation, RevocationList
 from wio.names import MANAGED_BY, MANAGER
 
 log = logging.getLogger(__name__)
 DATA_KEY = "revocations.json"
+#: How soon a write the API server refused is tried again.
+REJECTED_RETRY_SECONDS = 30.0
 
 
 class RevocationStore:
@@ -65,6 +67,9 @@ class RevocationStore:
             if not self._dirty:
                 return  # someone else's write already carried our entries
             self._dirty = False
+            # Entries whose credential has expired (and need no more upstream work) go with
+            # every write, so the list holds only what can still be presented.
+            self.current = self.current.prune(self._clock.now())
             snapshot = self.current
             body = {
                 "apiVersion": "v1",
@@ -78,6 +83,14 @@ class RevocationStore:
             }
             try:
                 await self._kube.apply(configmap_path(self._namespace, self._name), body)
+            except ApiRejected as err:
+                # Refused as it is (too large, say): a finalizer waiting on this must retry
+                # with backoff, never give up; expiring entries make room meanwhile.
+                self._dirty = True
+                raise ApiUnavailable(
+                    f"the revocation list could not be stored, will retry: {err}",
+                    retry_after=REJECTED_RETRY_SECONDS,
+                ) from err
             except BaseException:
                 self._dirty = True  # the next caller retries with everything
                 raise
