@@ -17,9 +17,11 @@ end up in logs), and never echoed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from http import HTTPStatus
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from wio.composition.runtime import Runtime
@@ -30,6 +32,7 @@ from wio.names import INTROSPECTION_PATH
 #: Largest introspection request body: a form with one token of the largest size we mint.
 MAX_INTROSPECTION_BODY = 4 * MAX_TOKEN_BYTES
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+log = logging.getLogger(__name__)
 
 
 def build_app(
@@ -121,8 +124,49 @@ def build_app(
     return app
 
 
+class _QuietRequestHandler(web_protocol.RequestHandler):
+    """Answers a request the HTTP parser refuses with its status only.
+
+    aiohttp's own answer quotes the offending bytes back, in the body and in an ERROR log
+    line with a traceback; for an over-long ``Authorization`` header those bytes are the
+    start of a token.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500 and exc is not None:
+            log.error("HTTP %s from %s: %s", status, request.remote, type(exc).__name__)
+        else:
+            log.info("refused a malformed HTTP request from %s (%s)", request.remote, status)
+        response = web.Response(status=status, text=f"{status} {HTTPStatus(status).phrase}\n")
+        response.force_close()
+        return response
+
+
+class _QuietServer(web.Server):
+    def __call__(self) -> web_protocol.RequestHandler:
+        return _QuietRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _QuietAppRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _QuietServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
+
+
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    runner = _QuietAppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -9,6 +9,7 @@ own active key, foreign ones with keys wio never saw), never with wio's minting 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -362,3 +363,23 @@ def test_the_introspection_audience_is_never_granted_by_default(
     assert "spec.jwt.audiences[0]" in message
     assert "must be listed by an IdentityPolicy" in message
     assert not (body.get("status") or {}).get("jwtID")
+
+
+def test_an_over_long_authorization_header_is_refused_without_echoing_or_logging_it(
+    operator: InProcessOperator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The HTTP parser refuses a header over 8 KiB; what it refused (the start of a bearer
+    token) must appear neither in the answer nor in any log line."""
+    secret = "eyJ" + "S3cr3tT0k3nB0dy" * 700  # ~10 KiB, past the parser's limit
+    with caplog.at_level(logging.DEBUG):
+        answer = http(
+            f"{operator.base_url}/introspect",
+            method="POST",
+            form={"token": "x"},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+    assert answer.status == 400
+    assert "S3cr3tT0k3n" not in answer.text
+    assert all("S3cr3tT0k3n" not in value for value in answer.headers.values())
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert "S3cr3tT0k3n" not in logged
