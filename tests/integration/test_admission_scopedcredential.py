@@ -145,6 +145,13 @@ BAD_ON_CREATE = [
         'audience "orders api" must not contain whitespace',
     ),
     bad(
+        "audience-with-a-newline",
+        {"spec.token.audience": "orders\napi"},
+        "spec.token.audience",
+        # The message, not the raw rule: a line break in an echoed value is replaced.
+        'audience "orders api" must not contain whitespace',
+    ),
+    bad(
         "audience-too-long",
         {"spec.token.audience": "a" * 257},
         "spec.token.audience",
