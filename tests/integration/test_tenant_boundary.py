@@ -58,6 +58,14 @@ def _foreign_secret(kube: client.ApiClient, namespace: str, name: str, **kind: A
     )
 
 
+def _wait_gone(kube: client.ApiClient, namespace: str, name: str) -> None:
+    """Until the WorkloadIdentity's finalizer has run and it is gone."""
+    objects = client.CustomObjectsApi(kube)
+    read = objects.get_namespaced_custom_object
+    args = (GROUP, VERSION, namespace, "workloadidentities", name)
+    wait_for(lambda: gone(read, *args), timeout=15, what=f"{name}'s finalizer")
+
+
 def _unchanged(kube: client.ApiClient, namespace: str, name: str, before: Any) -> None:
     after = client.CoreV1Api(kube).read_namespaced_secret(name, namespace)
     assert after.metadata.resource_version == before.metadata.resource_version
@@ -97,18 +105,7 @@ def test_deleting_an_identity_never_deletes_a_secret_it_did_not_create(
     )
     wait_condition(kube, namespace, "wrecker", "PolicyDenied", "True")
     delete_identity(kube, namespace, "wrecker")
-    wait_for(
-        lambda: gone(
-            client.CustomObjectsApi(kube).get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            "workloadidentities",
-            "wrecker",
-        ),
-        timeout=15,
-        what="the identity's finalizer",
-    )
+    _wait_gone(kube, namespace, "wrecker")
     _unchanged(kube, namespace, "precious", before)
 
 
@@ -127,18 +124,7 @@ def test_a_second_identity_naming_the_same_secret_is_refused_and_the_first_keeps
     assert secret.metadata.annotations["identity.wio.dev/serial"] == first["serialNumber"]
     # The first stays Ready with the serial its Secret holds; deleting the second leaves it.
     delete_identity(kube, namespace, "second")
-    wait_for(
-        lambda: gone(
-            client.CustomObjectsApi(kube).get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            "workloadidentities",
-            "second",
-        ),
-        timeout=15,
-        what="the second identity's finalizer",
-    )
+    _wait_gone(kube, namespace, "second")
     secret, _ = read_secret(kube, namespace, "one")
     assert secret.metadata.annotations["identity.wio.dev/serial"] == first["serialNumber"]
     assert get_identity(kube, namespace, "first")["status"]["serialNumber"] == first["serialNumber"]
@@ -243,18 +229,7 @@ def test_a_secret_forged_with_wio_labels_is_not_adopted_or_deleted(
     )
     wait_condition(kube, namespace, "victim", "Ready", "False", reason="SecretConflict")
     delete_identity(kube, namespace, "victim")
-    wait_for(
-        lambda: gone(
-            client.CustomObjectsApi(kube).get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            "workloadidentities",
-            "victim",
-        ),
-        timeout=15,
-        what="the identity's finalizer",
-    )
+    _wait_gone(kube, namespace, "victim")
     after = core.read_namespaced_secret(secret_name, namespace)
     assert after.metadata.resource_version == forged.metadata.resource_version
 

@@ -26,7 +26,7 @@ import copy
 import datetime as dt
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -558,3 +558,42 @@ async def running(**options: Any) -> AsyncIterator[Harness]:
         yield harness
     finally:
         await harness.close()
+
+
+# -- tables of situations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Situation:
+    """One row of a controller's table: how to arrange it, and what one action then writes
+    (verbs and paths, in order), says in its last status patch and posts as Events."""
+
+    arrange: Callable[[Harness], Awaitable[Harness]]
+    writes: list[tuple[str, str]]
+    #: The conditions of the last status patch; None: status is not written at all.
+    conditions: Mapping[str, tuple[str, str]] | None
+    events: list[str]
+    #: The action (the table's default, a reconcile, when None).
+    act: Callable[[Harness], Awaitable[None]] | None = None
+    #: Further checks of what a user would see.
+    then: Callable[[Harness, Outcome], Awaitable[None] | None] | None = None
+
+
+async def play(situation: Situation, default_act: Callable[[Harness], Awaitable[None]]) -> None:
+    """Arrange the situation (perhaps in a new process, after a crash), act, and check."""
+    async with running() as first:
+        h = await situation.arrange(first)
+        try:
+            out = await h.step((situation.act or default_act)(h))
+            assert out.verbs_and_paths == situation.writes
+            if situation.conditions is None:
+                assert out.status is None
+            else:
+                assert conditions(out.status) == situation.conditions
+            assert out.event_reasons == situation.events
+            if situation.then is not None:
+                checked = situation.then(h, out)
+                if checked is not None:
+                    await checked
+        finally:
+            await h.close()

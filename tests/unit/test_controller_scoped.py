@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,9 +19,11 @@ from tests.support.recording import (
     REVOCATIONS_PATH,
     Harness,
     Outcome,
+    Situation,
     condition_message,
     conditions,
     object_body,
+    play,
     revoked_ids,
     running,
     secret_data,
@@ -219,17 +220,6 @@ async def clears_the_credential_from_status(h: Harness, out: Outcome) -> None:
 # -- the table -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Situation:
-    arrange: Callable[[Harness], Awaitable[Harness]]
-    writes: list[tuple[str, str]]
-    #: The conditions of the last status patch; None: status is not written at all.
-    conditions: Mapping[str, tuple[str, str]] | None
-    events: list[str]
-    act: Callable[[Harness], Awaitable[None]] = reconcile
-    then: Callable[[Harness, Outcome], Awaitable[None]] | None = None
-
-
 BLOCKED_WRITES = [("merge_patch", STATUS)]
 
 SITUATIONS = [
@@ -344,20 +334,7 @@ SITUATIONS = [
 async def test_each_situation_makes_its_writes_conditions_and_events(
     situation: Situation,
 ) -> None:
-    async with running() as first:
-        h = await situation.arrange(first)  # may be a new process, after a crash
-        try:
-            out = await h.step(situation.act(h))
-            assert out.verbs_and_paths == situation.writes
-            if situation.conditions is None:
-                assert out.status is None
-            else:
-                assert conditions(out.status) == situation.conditions
-            assert out.event_reasons == situation.events
-            if situation.then is not None:
-                await situation.then(h, out)
-        finally:
-            await h.close()
+    await play(situation, reconcile)
 
 
 # -- write budgets -------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from wio.clock import rfc3339, whole_seconds
@@ -123,6 +124,17 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         self.locks: KeyedLocks[ObjectKey] = KeyedLocks()
         self._attempts: dict[ObjectKey, Attempts] = {}
         self._drift_repairs: dict[ObjectKey, list[dt.datetime]] = {}
+
+    def secret_name(self, spec: SpecT) -> str:
+        return spec.secret_name
+
+    def recorded_secret_name(self, view: ObjectView) -> str:
+        """The Secret this object's credential was written to, without parsing the spec."""
+        return str(
+            view.status.get("secretName")
+            or view.spec.get("secretName")
+            or self.default_secret_name(view.key.name)
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -225,7 +237,10 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         owner = (meta.get("labels") or {}).get(self.owner_label)
         key = ObjectKey(meta.get("namespace", ""), meta.get("name", ""))
         if owner and key not in self.secrets.facts:
-            self.secrets.records[key] = SecretRecord.from_metadata(meta, owner, self.kind)
+            # No version: the watch's first event of this Secret is then judged in full,
+            # not taken for the echo of something wio already looked at.
+            record = SecretRecord.from_metadata(meta, owner, self.kind)
+            self.secrets.records[key] = replace(record, version=None)
             facts = self.facts_from_metadata(owner, meta.get("annotations") or {})
             if facts is not None:
                 self.secrets.facts[key] = facts
@@ -254,7 +269,8 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             except ApiConflict as err:
                 raise NameTaken(self._taken_message(secret_name)) from err
         else:
-            manifest["metadata"]["resourceVersion"] = record.version
+            if record.version is not None:
+                manifest["metadata"]["resourceVersion"] = record.version
             answer = await self.kube.apply(secret_path(namespace, secret_name), manifest)
         self._record_written(view, secret_name, answer, facts)
 
@@ -266,7 +282,8 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         record = self._own_record(view, secret_name)
         if record is None:
             raise NameTaken(self._taken_message(secret_name))
-        patch.setdefault("metadata", {})["resourceVersion"] = record.version
+        if record.version is not None:
+            patch.setdefault("metadata", {})["resourceVersion"] = record.version
         answer = await self.kube.merge_patch(secret_path(view.key.namespace, secret_name), patch)
         self._record_written(view, secret_name, answer, facts)
 

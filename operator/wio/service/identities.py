@@ -89,15 +89,8 @@ class IdentityController(
     def parse(self, view: ObjectView) -> WorkloadIdentitySpec:
         return WorkloadIdentitySpec.parse(view.key.name, view.spec)
 
-    def secret_name(self, spec: WorkloadIdentitySpec) -> str:
-        return spec.secret_name
-
-    def recorded_secret_name(self, view: ObjectView) -> str:
-        return str(
-            view.status.get("secretName")
-            or view.spec.get("secretName")
-            or default_identity_secret_name(view.key.name)
-        )
+    def default_secret_name(self, name: str) -> str:
+        return default_identity_secret_name(name)
 
     def gate(self, view: ObjectView, spec: WorkloadIdentitySpec) -> SpiffeID | Blocked:
         return SpiffeID.for_workload(

@@ -13,7 +13,7 @@ import datetime as dt
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from wio.clock import Clock, parse_rfc3339, rfc3339
 from wio.config import AdminConfig
@@ -30,7 +30,15 @@ from wio.service.upstream import UpstreamRevoker
 from wio.service.views import ObjectKey, ObjectView
 from wio.service.workqueue import TokenBucket
 
-SpecT = TypeVar("SpecT")
+
+class CredentialSpec(Protocol):
+    """What the core reads of every kind's parsed spec."""
+
+    @property
+    def secret_name(self) -> str: ...
+
+
+SpecT = TypeVar("SpecT", bound=CredentialSpec)
 SubjectT = TypeVar("SubjectT")
 StateT = TypeVar("StateT")
 FactsT = TypeVar("FactsT")
@@ -111,11 +119,8 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
         """The validated spec; raises ``ValidationError`` naming the field."""
 
     @abc.abstractmethod
-    def secret_name(self, spec: SpecT) -> str: ...
-
-    @abc.abstractmethod
-    def recorded_secret_name(self, view: ObjectView) -> str:
-        """The Secret this object's credential was written to, without parsing the spec."""
+    def default_secret_name(self, name: str) -> str:
+        """The Secret name an object called ``name`` gets when its spec names none."""
 
     @abc.abstractmethod
     def gate(self, view: ObjectView, spec: SpecT) -> SubjectT | Blocked:

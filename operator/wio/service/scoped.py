@@ -85,15 +85,8 @@ class ScopedCredentialController(ScopedIssuing):
     def parse(self, view: ObjectView) -> ScopedCredentialSpec:
         return ScopedCredentialSpec.parse(view.key.name, view.spec)
 
-    def secret_name(self, spec: ScopedCredentialSpec) -> str:
-        return spec.secret_name
-
-    def recorded_secret_name(self, view: ObjectView) -> str:
-        return str(
-            view.status.get("secretName")
-            or view.spec.get("secretName")
-            or default_credential_secret_name(view.key.name)
-        )
+    def default_secret_name(self, name: str) -> str:
+        return default_credential_secret_name(name)
 
     def gate(self, view: ObjectView, spec: ScopedCredentialSpec) -> Subject | Blocked:
         """The referenced identity and the subject it stands for; or why nothing is minted.
