@@ -50,7 +50,7 @@ def policy(kube: client.ApiClient, namespace: str, operator: InProcessOperator) 
         jwt={
             "minTTL": "10s",
             "maxTTL": "1h",
-            "audiences": [f"{operator.config.jwt_issuer}/introspect"],
+            "audiences": [f"{operator.config.jwt_issuer}/introspect", "orders-api"],
         },
     )
     yield name
