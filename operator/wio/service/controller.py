@@ -36,9 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from wio.clock import rfc3339, whole_seconds
+from wio.clock import rfc3339
 from wio.errors import (
-    ApiConflict,
     NameTaken,
     PermanentError,
     RetryableError,
@@ -46,20 +45,16 @@ from wio.errors import (
     WioError,
 )
 from wio.k8s.client import custom_path, list_watched, secret_path
-from wio.models.revocation import Revocation
 from wio.names import MANAGED_BY, MANAGER
 from wio.policy.checks import REVOKE_REQUESTED
 from wio.policy.reconcile import DRIFT_REASONS, DRIFT_WINDOW, drift_repairs_exhausted
 from wio.policy.rotation import ReissueReason, renewal_time
 from wio.service import readiness
-from wio.service.bodies import Owner
 from wio.service.failures import Attempts, failure
 from wio.service.kind import (
     Blocked,
     Collaborators,
     FactsT,
-    KindHooks,
-    Live,
     SpecT,
     StateT,
     SubjectT,
@@ -67,6 +62,7 @@ from wio.service.kind import (
     retired_status,
 )
 from wio.service.readiness import Readiness
+from wio.service.revoking import Revoking
 from wio.service.status import Condition, condition, write_status
 from wio.service.views import (
     ObjectKey,
@@ -88,7 +84,7 @@ audit = logging.getLogger("wio.audit")
 CONFLICT_RETRY = dt.timedelta(minutes=1)
 
 
-class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
+class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
     """The lifecycle every kind shares (see the module docstring); subclasses fill the gaps."""
 
     kind: ClassVar[str]
@@ -124,17 +120,6 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         self.locks: KeyedLocks[ObjectKey] = KeyedLocks()
         self._attempts: dict[ObjectKey, Attempts] = {}
         self._drift_repairs: dict[ObjectKey, list[dt.datetime]] = {}
-
-    def secret_name(self, spec: SpecT) -> str:
-        return spec.secret_name
-
-    def recorded_secret_name(self, view: ObjectView) -> str:
-        """The Secret this object's credential was written to, without parsing the spec."""
-        return str(
-            view.status.get("secretName")
-            or view.spec.get("secretName")
-            or self.default_secret_name(view.key.name)
-        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -245,70 +230,6 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             if facts is not None:
                 self.secrets.facts[key] = facts
 
-    # -- writing and deleting Secrets ----------------------------------------------------------
-
-    async def write_secret(
-        self, view: ObjectView, secret_name: str, manifest: dict[str, Any], facts: FactsT
-    ) -> None:
-        """Write this object's Secret, never anyone else's.
-
-        A Secret wio does not know as this object's is created (POST): if the name is taken,
-        by anyone, the API answers 409 and nothing is written (``NameTaken``). One wio
-        knows as this object's is applied with the resourceVersion wio last saw, so a Secret
-        replaced behind wio's back since is not overwritten either. Then its facts are
-        recorded, so its echo is not judged again and a crash before the status patch finds
-        it adoptable.
-        """
-        namespace = view.key.namespace
-        record = self._own_record(view, secret_name)
-        if record is None:
-            try:
-                answer = await self.kube.create(
-                    secret_path(namespace), manifest, metadata_only=True
-                )
-            except ApiConflict as err:
-                raise NameTaken(self._taken_message(secret_name)) from err
-        else:
-            if record.version is not None:
-                manifest["metadata"]["resourceVersion"] = record.version
-            answer = await self.kube.apply(secret_path(namespace, secret_name), manifest)
-        self._record_written(view, secret_name, answer, facts)
-
-    async def patch_secret(
-        self, view: ObjectView, secret_name: str, patch: dict[str, Any], facts: FactsT
-    ) -> None:
-        """Merge-patch this object's Secret at the version wio last saw (a JWT-SVID refresh,
-        a lease renewal); a Secret wio does not know as this object's is never touched."""
-        record = self._own_record(view, secret_name)
-        if record is None:
-            raise NameTaken(self._taken_message(secret_name))
-        if record.version is not None:
-            patch.setdefault("metadata", {})["resourceVersion"] = record.version
-        answer = await self.kube.merge_patch(secret_path(view.key.namespace, secret_name), patch)
-        self._record_written(view, secret_name, answer, facts)
-
-    def _own_record(self, view: ObjectView, secret_name: str) -> SecretRecord | None:
-        record = self.secrets.records.get(ObjectKey(view.key.namespace, secret_name))
-        return record if record is not None and record.belongs_to(view.key.name, view.uid) else None
-
-    def _record_written(
-        self, view: ObjectView, secret_name: str, answer: Mapping[str, Any], facts: FactsT
-    ) -> None:
-        key = ObjectKey(view.key.namespace, secret_name)
-        meta = answer.get("metadata") or {}
-        self.secrets.facts[key] = facts
-        self.secrets.records[key] = SecretRecord(
-            view.key.name, view.uid, meta.get("uid"), meta.get("resourceVersion")
-        )
-
-    def _taken_message(self, secret_name: str) -> str:
-        # Who holds it is not said: wio may not read Secrets it did not create (its RBAC
-        # has no get on Secrets), and it does not try.
-        return (
-            f"spec.secretName: Secret {secret_name} already exists and was not created by wio "
-            f"for this {self.kind}; wio does not take it over: choose another name"
-        )
-
     # -- reconciliation ------------------------------------------------------------------------
 
     async def reconcile(self, key: ObjectKey) -> None:
@@ -362,22 +283,6 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
         """Wait for the operator-wide issuance rate limit; the time it is granted."""
         await self.parts.bucket.acquire()
         return self.clock.now()
-
-    def _secret_conflict(self, view: ObjectView, secret_name: str) -> Blocked | None:
-        """Another object's credential already lives in this Secret (by wio's own records;
-        a Secret wio never wrote is refused when it is first written)."""
-        for kind, record in self.cache.secret_records(view.key.namespace, secret_name):
-            if kind == self.kind and record.belongs_to(view.key.name, view.uid):
-                continue
-            if kind == self.kind and record.owner == view.key.name:
-                held = f"is labelled for {kind} {record.owner} but was not written for this one"
-            else:
-                held = f"already holds the credential of {kind} {record.owner}"
-            return Blocked(
-                "SecretConflict",
-                f"spec.secretName: Secret {secret_name} {held}; choose another name",
-            )
-        return None
 
     async def _contested(
         self, view: ObjectView, spec: SpecT, reason: ReissueReason, now: dt.datetime
@@ -536,9 +441,6 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
     ) -> None:
         await write_status(self.kube, self.plural, view, self.views, now, fields, conditions)
 
-    def owner(self, view: ObjectView) -> Owner:
-        return Owner(self.kind, view.key.namespace, view.key.name, view.uid)
-
     # -- revocation ----------------------------------------------------------------------------
 
     async def finalize(self, body: Mapping[str, Any], reason: str = "Deleted") -> None:
@@ -553,98 +455,3 @@ class CredentialController(KindHooks[SpecT, SubjectT, StateT, FactsT]):
             self.forget(view.key)
             await self.before_revoke(view)
             await self.revoke(view, reason)
-
-    async def _revoke_in_place(self, view: ObjectView, now: dt.datetime) -> None:
-        """The revoke annotation: list every credential issued so far (upstream too), without
-        deleting the Secret, which the fresh issuance that follows replaces in one write."""
-        live = self.live_credentials(view, now)
-        pending = await self.revoke_upstream(view, live) if live else set()
-        await self._store_revocations(view, live, pending, "RevokeRequested", now)
-        message, fields, labels = self.revocation_report(view, live, pending)
-        message += f" on request ({view.revoke_request}); a new credential follows"
-        self._report_revocation(view, message, fields, labels, "RevokeRequested", now)
-
-    async def revoke(self, view: ObjectView, reason: str) -> None:
-        """Delete the Secret and list every live credential; the caller holds the lock."""
-        now = self.clock.now()
-        key = view.key
-        secret_name = self.recorded_secret_name(view)
-        live = self.live_credentials(view, now)
-        # Only a Secret wio wrote for this very object is deleted, and only that Secret (its
-        # UID as a precondition): nothing issued means nothing deleted.
-        record = self._own_record(view, secret_name)
-        if record is not None:
-            try:
-                await self.kube.delete(secret_path(key.namespace, secret_name), uid=record.uid)
-            except ApiConflict:
-                log.info(
-                    "Secret %s/%s was replaced meanwhile; left alone", key.namespace, secret_name
-                )
-            self.secrets.drop(ObjectKey(key.namespace, secret_name))
-        pending = await self.revoke_upstream(view, live) if live else set()
-        await self._store_revocations(view, live, pending, reason, now)
-        message, fields, labels = self.revocation_report(view, live, pending)
-        message += (
-            f"; Secret {secret_name} deleted"
-            if record is not None
-            else f"; no Secret {secret_name} of its own to delete"
-        )
-        self._report_revocation(view, message, fields, labels, reason, now)
-
-    async def _store_revocations(
-        self,
-        view: ObjectView,
-        live: Sequence[Live],
-        pending: set[str],
-        reason: str,
-        now: dt.datetime,
-    ) -> None:
-        """List ``live`` as revoked until each would have expired; returns once stored."""
-        subject = str(view.status.get("spiffeID") or "")
-        entries = [
-            Revocation(
-                kind=item.kind,
-                id=item.id,
-                spiffe_id=subject,
-                revoked_at=whole_seconds(now),
-                expires_at=item.expires_at,
-                reason=reason,
-                key_fingerprint=item.key_fingerprint,
-                upstream_pending=item.id in pending,
-                signer=item.signer if item.id in pending else None,
-            )
-            for item in live
-        ]
-        if entries:
-            await self.parts.revocations.add(entries)
-            self.parts.trust.revocations_changed()
-
-    def _report_revocation(
-        self,
-        view: ObjectView,
-        message: str,
-        fields: dict[str, Any],
-        labels: tuple[str, str],
-        reason: str,
-        now: dt.datetime,
-    ) -> None:
-        """The Event, the audit line, the metric and the log of one revocation."""
-        key = view.key
-        self.events.record(self.owner(view).event_reference(), "Normal", "Revoked", message)
-        audit.info(
-            "revoked",
-            extra={
-                "audit": {
-                    "action": "revoke",
-                    "kind": self.kind,
-                    "namespace": key.namespace,
-                    "name": key.name,
-                    "spiffeID": str(view.status.get("spiffeID") or ""),
-                    **fields,
-                    "reason": reason,
-                    "time": rfc3339(now),
-                }
-            },
-        )
-        self.metrics.revocations.labels(*labels).inc()
-        log.info("revoked %s (%s): %s", key, reason, message)

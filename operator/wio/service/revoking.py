@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Revoking an object's credentials: delete its own Secret, tell the source, list, report.
+
+Used by the finalizer (``CredentialController.finalize``), by a withdrawn policy and by the
+revoke annotation. The order holds everywhere: the Secret is deleted (only one wio created for
+this very object, with its UID as a precondition), the signer or Vault is told (what it does
+not confirm is retried by ``wio.service.upstream``), the revocations are stored, and only then
+are the Event, the audit line and the metric written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from wio.clock import Clock, rfc3339, whole_seconds
+from wio.errors import ApiConflict
+from wio.k8s.client import secret_path
+from wio.k8s.events import EventRecorder
+from wio.metrics import Metrics
+from wio.models.revocation import Revocation
+from wio.service.kind import Collaborators, FactsT, Live, SpecT, StateT, SubjectT
+from wio.service.ownership import SecretOwnership
+from wio.service.views import ObjectKey, ObjectView
+
+log = logging.getLogger("wio.service.controller")
+audit = logging.getLogger("wio.audit")
+
+
+class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
+    """The revoking side of a controller (``wio.service.controller`` sets the attributes)."""
+
+    parts: Collaborators
+    clock: Clock
+    events: EventRecorder
+    metrics: Metrics
+
+    async def _revoke_in_place(self, view: ObjectView, now: dt.datetime) -> None:
+        """The revoke annotation: list every credential issued so far (upstream too), without
+        deleting the Secret, which the fresh issuance that follows replaces in one write."""
+        live = self.live_credentials(view, now)
+        pending = await self.revoke_upstream(view, live) if live else set()
+        await self._store_revocations(view, live, pending, "RevokeRequested", now)
+        message, fields, labels = self.revocation_report(view, live, pending)
+        message += f" on request ({view.revoke_request}); a new credential follows"
+        self._report_revocation(view, message, fields, labels, "RevokeRequested", now)
+
+    async def revoke(self, view: ObjectView, reason: str) -> None:
+        """Delete the Secret and list every live credential; the caller holds the lock."""
+        now = self.clock.now()
+        key = view.key
+        secret_name = self.recorded_secret_name(view)
+        live = self.live_credentials(view, now)
+        # Only a Secret wio wrote for this very object is deleted, and only that Secret (its
+        # UID as a precondition): nothing issued means nothing deleted.
+        record = self._own_record(view, secret_name)
+        if record is not None:
+            try:
+                await self.kube.delete(secret_path(key.namespace, secret_name), uid=record.uid)
+            except ApiConflict:
+                log.info(
+                    "Secret %s/%s was replaced meanwhile; left alone", key.namespace, secret_name
+                )
+            self.secrets.drop(ObjectKey(key.namespace, secret_name))
+        pending = await self.revoke_upstream(view, live) if live else set()
+        await self._store_revocations(view, live, pending, reason, now)
+        message, fields, labels = self.revocation_report(view, live, pending)
+        message += (
+            f"; Secret {secret_name} deleted"
+            if record is not None
+            else f"; no Secret {secret_name} of its own to delete"
+        )
+        self._report_revocation(view, message, fields, labels, reason, now)
+
+    async def _store_revocations(
+        self,
+        view: ObjectView,
+        live: Sequence[Live],
+        pending: set[str],
+        reason: str,
+        now: dt.datetime,
+    ) -> None:
+        """List ``live`` as revoked until each would have expired; returns once stored."""
+        subject = str(view.status.get("spiffeID") or "")
+        entries = [
+            Revocation(
+                kind=item.kind,
+                id=item.id,
+                spiffe_id=subject,
+                revoked_at=whole_seconds(now),
+                expires_at=item.expires_at,
+                reason=reason,
+                key_fingerprint=item.key_fingerprint,
+                upstream_pending=item.id in pending,
+                signer=item.signer if item.id in pending else None,
+            )
+            for item in live
+        ]
+        if entries:
+            await self.parts.revocations.add(entries)
+            self.parts.trust.revocations_changed()
+
+    def _report_revocation(
+        self,
+        view: ObjectView,
+        message: str,
+        fields: dict[str, Any],
+        labels: tuple[str, str],
+        reason: str,
+        now: dt.datetime,
+    ) -> None:
+        """The Event, the audit line, the metric and the log of one revocation."""
+        key = view.key
+        self.events.record(self.owner(view).event_reference(), "Normal", "Revoked", message)
+        audit.info(
+            "revoked",
+            extra={
+                "audit": {
+                    "action": "revoke",
+                    "kind": self.kind,
+                    "namespace": key.namespace,
+                    "name": key.name,
+                    "spiffeID": str(view.status.get("spiffeID") or ""),
+                    **fields,
+                    "reason": reason,
+                    "time": rfc3339(now),
+                }
+            },
+        )
+        self.metrics.revocations.labels(*labels).inc()
+        log.info("revoked %s (%s): %s", key, reason, message)
