@@ -371,19 +371,6 @@ class IdentityController(
     def _signer_of(self, view: ObjectView) -> str:
         return str(view.spec.get("signer") or "default")
 
-    async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
-        """Vault PKI revokes by serial; what it does not confirm is retried later."""
-        pending: set[str] = set()
-        upstream = self.parts.upstream
-        for item in live:
-            if item.kind != "x509" or item.signer is None:
-                continue
-            if not await upstream.revoke_serial(item.signer, item.id):
-                pending.add(item.id)
-        if pending:
-            self.parts.upstream.retry_soon()
-        return pending
-
     def revocation_report(
         self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:

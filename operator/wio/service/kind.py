@@ -171,10 +171,6 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
         """Every credential this object may still have live (status and its Secret)."""
 
     @abc.abstractmethod
-    async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
-        """Tell the signer or Vault; the IDs it did not confirm (retried later)."""
-
-    @abc.abstractmethod
     def revocation_report(
         self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:

@@ -41,7 +41,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         """The revoke annotation: list every credential issued so far (upstream too), without
         deleting the Secret, which the fresh issuance that follows replaces in one write."""
         live = self.live_credentials(view, now)
-        pending = await self.revoke_upstream(view, live) if live else set()
+        pending = await self._revoke_upstream(live)
         await self._store_revocations(view, live, pending, "RevokeRequested", now)
         message, fields, labels = self.revocation_report(view, live, pending)
         message += f" on request ({view.revoke_request}); a new credential follows"
@@ -64,7 +64,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
                     "Secret %s/%s was replaced meanwhile; left alone", key.namespace, secret_name
                 )
             self.secrets.drop(ObjectKey(key.namespace, secret_name))
-        pending = await self.revoke_upstream(view, live) if live else set()
+        pending = await self._revoke_upstream(live)
         await self._store_revocations(view, live, pending, reason, now)
         message, fields, labels = self.revocation_report(view, live, pending)
         message += (
@@ -131,3 +131,11 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         )
         self.metrics.revocations.labels(*labels).inc()
         log.info("revoked %s (%s): %s", key, reason, message)
+
+    async def _revoke_upstream(self, live: Sequence[Live]) -> set[str]:
+        """Tell the signer or Vault; the IDs it did not confirm (retried in the background)."""
+        upstream = self.parts.upstream
+        pending = {i.id for i in live if not await upstream.revoke(i.kind, i.id, i.signer)}
+        if pending:
+            upstream.retry_soon()
+        return pending

@@ -244,15 +244,6 @@ class ScopedCredentialController(ScopedIssuing):
             live[facts.credential_id] = facts.expires_at
         return [Live(kind, credential_id, expires) for credential_id, expires in live.items()]
 
-    async def revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
-        pending = {item.id for item in live if item.kind == "lease"}
-        for item in live:
-            if item.kind == "lease" and await self.parts.upstream.revoke_lease(item.id):
-                pending.discard(item.id)
-        if pending:
-            self.parts.upstream.retry_soon()
-        return pending
-
     def revocation_report(
         self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:

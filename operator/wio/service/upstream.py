@@ -20,7 +20,6 @@ from wio.clock import Clock
 from wio.errors import WioError
 from wio.k8s.revocations import RevocationStore
 from wio.metrics import Metrics
-from wio.models.revocation import Revocation
 from wio.service.signers import SignerSet
 
 log = logging.getLogger(__name__)
@@ -95,19 +94,21 @@ class UpstreamRevoker:
             return False
         return True
 
-    async def _revoke(self, entry: Revocation) -> bool:
-        if entry.kind == "lease":
-            return await self.revoke_lease(entry.id)
-        if entry.kind == "x509" and entry.signer:
-            return await self.revoke_serial(entry.signer, entry.id)
-        return True  # nothing upstream knows how to revoke
+    async def revoke(self, kind: str, id_: str, signer: str | None) -> bool:
+        """Tell the source of one credential; True when done or nothing upstream revokes it
+        (a JWT, an access token), False when it is left to the retry."""
+        if kind == "lease":
+            return await self.revoke_lease(id_)
+        if kind == "x509" and signer:
+            return await self.revoke_serial(signer, id_)
+        return True
 
     async def retry_pending(self) -> None:
         """One pass over the pending revocations: each is done once its source confirms, or
         once the credential has expired and there is nothing left to revoke."""
         now = self._clock.now()
         for entry in self._revocations.current.pending_upstream():
-            if entry.expires_at <= now or await self._revoke(entry):
+            if entry.expires_at <= now or await self.revoke(entry.kind, entry.id, entry.signer):
                 try:
                     await self._revocations.mark_upstream_done(entry.kind, entry.id)
                 except WioError as err:
