@@ -24,11 +24,7 @@ def check_dns_name(name: str, *, field: str = "dnsNames") -> None:
         raise ValidationError(
             field, f"DNS name is {len(name)} characters long; the maximum is {_MAX_DNS_NAME}"
         )
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        pass
-    else:
+    if _is_ip_address(name):
         raise ValidationError(
             field, f"{name!r} is an IP address, not a DNS name; wio issues no IP SANs"
         )
@@ -49,3 +45,12 @@ def check_dns_name(name: str, *, field: str = "dnsNames") -> None:
             )
         if label.startswith("-") or label.endswith("-"):
             raise ValidationError(field, f"DNS name {name!r} has a label starting or ending in '-'")
+
+
+def _is_ip_address(name: str) -> bool:
+    """An IPv4 or IPv6 literal, which some clients would match as a host name."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
