@@ -17,7 +17,7 @@ from typing import Any
 import jwt as pyjwt
 from kubernetes import client
 
-from tests.integration.conftest import TRUST_DOMAIN
+from tests.integration.conftest import OPERATOR_NAMESPACE, TRUST_DOMAIN
 from tests.support.cluster import gone
 from tests.support.identities import (
     GROUP,
@@ -28,6 +28,7 @@ from tests.support.identities import (
     delete_policy,
     get_identity,
     read_secret,
+    revocations,
     trust_configmap,
     wait_condition,
 )
@@ -255,3 +256,27 @@ def test_a_tenant_configmap_with_the_trust_bundle_name_is_left_alone(
     after = core.read_namespaced_config_map(name, namespace)
     assert after.metadata.resource_version == theirs.metadata.resource_version
     assert after.data == {"ca.crt": "theirs"}
+
+
+def test_a_patched_status_cannot_hide_a_credential_from_revocation_or_aim_the_delete(
+    kube: client.ApiClient, namespace: str, operator: InProcessOperator
+) -> None:
+    """Whoever may patch workloadidentities/status clears the serial and points secretName
+    at another Secret, then deletes the identity: wio still deletes only its own Secret and
+    still lists what that Secret held."""
+    first = ready_identity(kube, namespace, "hider")
+    before = _foreign_secret(kube, namespace, "precious")
+    client.CustomObjectsApi(kube).patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        namespace,
+        "workloadidentities",
+        "hider",
+        {"status": {"serialNumber": None, "notAfter": None, "secretName": "precious"}},
+    )
+    delete_identity(kube, namespace, "hider")
+    _wait_gone(kube, namespace, "hider")
+    _unchanged(kube, namespace, "precious", before)
+    assert gone(client.CoreV1Api(kube).read_namespaced_secret, "hider-identity", namespace)
+    listed = {(r["kind"], r["id"]) for r in revocations(kube, OPERATOR_NAMESPACE)}
+    assert ("x509", first["serialNumber"]) in listed

@@ -506,3 +506,26 @@ async def test_an_upstream_revocation_the_signer_refused_is_retried_until_it_is_
         assert h.authority.revoked == [serial]
         assert h.parts.revocations.current.pending_upstream() == ()
         assert b"\nwio_upstream_revocations_pending 0.0\n" in h.parts.metrics.exposition()
+
+
+async def test_a_status_patched_to_hide_the_credential_does_not_keep_it_alive() -> None:
+    """Whoever may patch status clears the serial and points secretName elsewhere before
+    deleting: the Secret wio wrote for this identity is still deleted, and what it holds is
+    still listed."""
+    async with running() as h:
+        watched(h, WITH_JWT)
+        await h.identities.reconcile(KEY)
+        issued = dict(h.identities.views[KEY].status)
+        foreign = secret_path(NS, "precious")
+        h.kube.put(foreign, {"metadata": {"name": "precious", "namespace": NS}, "data": {}})
+        stored = await h.kube.get(OBJECT)
+        stored["status"] = {"secretName": "precious"}
+        h.identities.observe(h.kube.put(OBJECT, stored))  # the watch delivers the patch
+        assert "serialNumber" not in h.identities.views[KEY].status
+        out = await h.step(finalize(h))
+        assert ("delete", SECRET) in out.verbs_and_paths
+        assert ("delete", foreign) not in out.verbs_and_paths
+        assert foreign in h.kube.objects
+        listed = out.write("apply", REVOCATIONS_PATH)
+        assert revoked_ids(listed, "x509") == {issued["serialNumber"]}
+        assert revoked_ids(listed, "jwt") == {issued["jwtID"]}

@@ -202,7 +202,7 @@ class IdentityController(
         reason: ReissueReason,
     ) -> None:
         if reason.reason == ADOPT and state.secret is not None:
-            await self._adopt(view, state.secret, reason)
+            await self._adopt(view, spec.secret_name, state.secret, reason)
         elif reason.reason in TOKEN_ONLY:
             await self._refresh_token(view, spec, subject, reason)
         else:
@@ -284,9 +284,11 @@ class IdentityController(
             ready=True,
         )
 
-    async def _adopt(self, view: ObjectView, facts: SecretFacts, reason: ReissueReason) -> None:
+    async def _adopt(
+        self, view: ObjectView, secret_name: str, facts: SecretFacts, reason: ReissueReason
+    ) -> None:
         """Record what the Secret already holds (written just before a crash): status only."""
-        status = identity_secret.adopted_status(facts, secret_name=self.recorded_secret_name(view))
+        status = identity_secret.adopted_status(facts, secret_name=secret_name)
         await self.write_status(
             view, self.clock.now(), status, self.readiness.issued("Adopted", reason.message)
         )
@@ -360,13 +362,22 @@ class IdentityController(
         return [Live("jwt", str(jti), jwt_exp)] if jti and jwt_exp and jwt_exp > now else []
 
     def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
-        """The current certificate and JWT-SVID, and the earlier generations still valid."""
+        """The current certificate and JWT-SVID, the earlier generations still valid, and
+        what its own Secret holds (written just before a crash, or status patched by someone
+        else: status alone must not decide what is revoked)."""
         signer = self._signer_of(view)
-        earlier = [
-            replace(item, signer=signer) if item.kind == "x509" else item
-            for item in retired_credentials(view.status, now)
+        found = [
+            *self.recorded_credentials(view, now),
+            *(
+                replace(item, signer=signer) if item.kind == "x509" else item
+                for item in retired_credentials(view.status, now)
+            ),
         ]
-        return [*self.recorded_credentials(view, now), *earlier]
+        for name in self.own_secret_names(view):
+            facts = self.secrets.get(view.key.namespace, name)
+            if facts is not None:
+                found += identity_secret.held_credentials(facts, signer, now)
+        return list({(item.kind, item.id): item for item in found}.values())
 
     def _signer_of(self, view: ObjectView) -> str:
         return str(view.spec.get("signer") or "default")

@@ -32,6 +32,7 @@ from wio.names import (
     SPIFFE_ID_ANNOTATION,
 )
 from wio.policy.reconcile import SecretFacts, wio_annotations
+from wio.service.kind import Live
 
 TOKEN_KEY = "token"  # noqa: S105 - a data key name
 
@@ -182,3 +183,15 @@ def adopted_status(facts: SecretFacts, *, secret_name: str) -> dict[str, Any]:
     if notes.get(FORCED_ROTATION_ANNOTATION):
         status["lastForcedRotation"] = notes[FORCED_ROTATION_ANNOTATION]
     return status
+
+
+def held_credentials(facts: SecretFacts, signer: str, now: dt.datetime) -> list[Live]:
+    """The still-valid certificate and JWT-SVID a Secret holds, by its facts."""
+    held = []
+    if facts.serial and facts.not_after is not None and facts.not_after > now:
+        held.append(Live("x509", facts.serial, facts.not_after, facts.key_fingerprint, signer))
+    jti = facts.annotations.get(JWT_ID_ANNOTATION)
+    expires = parse_rfc3339(facts.annotations.get(JWT_EXPIRES_AT_ANNOTATION))
+    if jti and expires is not None and expires > now:
+        held.append(Live("jwt", jti, expires))
+    return held

@@ -37,13 +37,19 @@ class SecretOwnership(KindHooks[SpecT, SubjectT, StateT, FactsT]):
     def secret_name(self, spec: SpecT) -> str:
         return spec.secret_name
 
-    def recorded_secret_name(self, view: ObjectView) -> str:
-        """The Secret this object's credential was written to, without parsing the spec."""
-        return str(
-            view.status.get("secretName")
-            or view.spec.get("secretName")
-            or self.default_secret_name(view.key.name)
+    def own_secret_names(self, view: ObjectView) -> list[str]:
+        """The Secrets wio wrote for this very object. Status and spec only name candidates
+        (status is anyone's to patch who may patch status): the ownership check decides."""
+        candidates = dict.fromkeys(
+            name
+            for name in (
+                view.status.get("secretName"),
+                view.spec.get("secretName"),
+                self.default_secret_name(view.key.name),
+            )
+            if isinstance(name, str) and name
         )
+        return [name for name in candidates if self._own_record(view, name) is not None]
 
     def owner(self, view: ObjectView) -> Owner:
         return Owner(self.kind, view.key.namespace, view.key.name, view.uid)

@@ -48,29 +48,26 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         self._report_revocation(view, message, fields, labels, "RevokeRequested", now)
 
     async def revoke(self, view: ObjectView, reason: str) -> None:
-        """Delete the Secret and list every live credential; the caller holds the lock."""
+        """Delete the object's own Secret and list every live credential, from status and
+        from what its Secret holds; the caller holds the lock."""
         now = self.clock.now()
         key = view.key
-        secret_name = self.recorded_secret_name(view)
         live = self.live_credentials(view, now)
-        # Only a Secret wio wrote for this very object is deleted, and only that Secret (its
-        # UID as a precondition): nothing issued means nothing deleted.
-        record = self._own_record(view, secret_name)
-        if record is not None:
+        # Only Secrets wio wrote for this very object are deleted, each with its UID as a
+        # precondition: nothing issued means nothing deleted.
+        own = self.own_secret_names(view)
+        for name in own:
+            record = self.secrets.records[ObjectKey(key.namespace, name)]
             try:
-                await self.kube.delete(secret_path(key.namespace, secret_name), uid=record.uid)
+                await self.kube.delete(secret_path(key.namespace, name), uid=record.uid)
             except ApiConflict:
-                log.info(
-                    "Secret %s/%s was replaced meanwhile; left alone", key.namespace, secret_name
-                )
-            self.secrets.drop(ObjectKey(key.namespace, secret_name))
+                log.info("Secret %s/%s was replaced meanwhile; left alone", key.namespace, name)
+            self.secrets.drop(ObjectKey(key.namespace, name))
         pending = await self._revoke_upstream(live)
         await self._store_revocations(view, live, pending, reason, now)
         message, fields, labels = self.revocation_report(view, live, pending)
         message += (
-            f"; Secret {secret_name} deleted"
-            if record is not None
-            else f"; no Secret {secret_name} of its own to delete"
+            f"; Secret {', '.join(own)} deleted" if own else "; no Secret of its own to delete"
         )
         self._report_revocation(view, message, fields, labels, reason, now)
 

@@ -223,8 +223,8 @@ class ScopedCredentialController(ScopedIssuing):
         return []
 
     def live_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
-        """What status records, and what the Secret holds (written just before a crash,
-        before status could record it)."""
+        """What status records, and what its own Secret holds (written just before a crash,
+        or status patched by someone else)."""
         status = view.status
         kind = _revoked_kind(view)
         live: dict[str, dt.datetime] = {}
@@ -233,15 +233,16 @@ class ScopedCredentialController(ScopedIssuing):
         else:
             for item in (*self.recorded_credentials(view, now), *retired_credentials(status, now)):
                 live[item.id] = item.expires_at
-        facts = self.secrets.get(view.key.namespace, self.recorded_secret_name(view))
-        if (
-            facts is not None
-            and facts.credential_id
-            and facts.credential_id not in live
-            and facts.expires_at is not None
-            and facts.expires_at > now
-        ):
-            live[facts.credential_id] = facts.expires_at
+        for name in self.own_secret_names(view):
+            facts = self.secrets.get(view.key.namespace, name)
+            if (
+                facts is not None
+                and facts.credential_id
+                and facts.credential_id not in live
+                and facts.expires_at is not None
+                and facts.expires_at > now
+            ):
+                live[facts.credential_id] = facts.expires_at
         return [Live(kind, credential_id, expires) for credential_id, expires in live.items()]
 
     def revocation_report(
