@@ -261,5 +261,16 @@ async def watch(
                         yield event
 
 
+async def listed(kube: KubeClient, operator_namespace: str, credential_id: str) -> bool:
+    """Whether a shard of the durable revocation list names ``credential_id``."""
+    for shard in await kube.list(
+        f"/api/v1/namespaces/{operator_namespace}/configmaps",
+        label_selector="app.kubernetes.io/managed-by=wio",
+    ):
+        if credential_id in ((shard.get("data") or {}).get("revocations.json") or ""):
+            return True
+    return False
+
+
 def admin(cluster: ControlPlane) -> ClusterAccess:
     return from_kubeconfig(cluster.kubeconfig)

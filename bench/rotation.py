@@ -38,6 +38,7 @@ from bench.harness import (
     gather_bounded,
     identity,
     install_crds,
+    listed,
     median,
     percentile,
     start_cluster,
@@ -45,7 +46,6 @@ from bench.harness import (
 )
 
 from wio.clock import parse_rfc3339
-from wio.errors import ApiNotFound
 from wio.k8s.access import ClusterAccess
 from wio.k8s.client import KubeClient
 
@@ -170,12 +170,7 @@ async def phase_revocation_latency(
                 secret_gone = False
             except Exception:
                 secret_gone = True
-            try:
-                listing = await kube.get(f"/api/v1/namespaces/{op_ns}/configmaps/wio-revocations")
-                revoked = serial in listing["data"]["revocations.json"]
-            except ApiNotFound:
-                revoked = False
-            if secret_gone and revoked:
+            if secret_gone and await listed(kube, op_ns, serial):
                 break
             await asyncio.sleep(0.02)
         latencies.append(time.monotonic() - began)

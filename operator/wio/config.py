@@ -36,7 +36,8 @@ The YAML file uses camelCase keys, as a Helm values block would::
       mounts: [database]           # the only secrets engines tenants' vault.path may name
     http: {host: 0.0.0.0, port: 8080}
     logLevel: INFO
-    revocationConfigMap: wio-revocations
+    revocationConfigMap: wio-revocations  # shards are named wio-revocations-00, -01, …
+    revocationShards: 16
     trustConfigMap: wio-trust-bundle
     localCASecret: wio-local-ca
 
@@ -516,8 +517,13 @@ class AdminConfig:
     http_port: int = 8080
     #: Python logging level name (default ``INFO``: one line per issuance, rotation, revocation).
     log_level: str = "INFO"
-    #: ConfigMap (in the operator namespace) holding the revocation list.
+    #: Base name of the ConfigMaps (in the operator namespace) holding the revocation list;
+    #: its shards are ``<name>-00`` and on.
     revocation_configmap: str = "wio-revocations"
+    #: How many shards the revocation list is spread over (default 16, at most 64): each
+    #: holds about 5,000 unexpired revocations before nearing the API server's 1 MiB object
+    #: limit. Changing it re-shards the stored list at the next start.
+    revocation_shards: int = 16
     #: ConfigMap name for the trust bundle published in every namespace with identities.
     trust_configmap: str = "wio-trust-bundle"
     #: Secret (in the operator namespace) holding the local CA's keys and certificates.
@@ -549,6 +555,7 @@ class AdminConfig:
         if self.vault is not None and not isinstance(self.vault, VaultSecrets):
             raise ConfigError("vault", "must be a VaultSecrets")
         _integer(self.http_port, "http.port", 1, 65535)
+        _integer(self.revocation_shards, "revocationShards", 1, 64)
         if (
             not isinstance(self.http_host, str)
             or not _PRINTABLE.fullmatch(self.http_host)
@@ -911,6 +918,7 @@ _TOP_LEVEL = (
     "http",
     "logLevel",
     "revocationConfigMap",
+    "revocationShards",
     "trustConfigMap",
     "localCASecret",
     "vault",
@@ -989,6 +997,7 @@ def _build(document: object) -> AdminConfig:
         (limits, "introspectionPerSecond", "introspection_rate"),
         (limits, "introspectionBurst", "introspection_burst"),
         (http, "port", "http_port"),
+        (doc, "revocationShards", "revocation_shards"),
     )
     for group, key, attribute in nested:
         if key in group:

@@ -12,6 +12,7 @@
         │   └── InvalidSpiffeID     carries ``field`` naming the offending path
         ├── PolicyDenied            an IdentityPolicy does not allow the request; names the field
         ├── SignerRejected          the signer refused the request itself (bad role, bad CSR)
+        │   └── ForeignCredential   the credential named is another namespace's: not touched
         ├── ApiRejected             the Kubernetes API refused the request (403, 422...)
         │   └── ApiNotFound         404: the object does not exist
         ├── NameTaken               an object wio would write exists and is not wio's
@@ -92,6 +93,11 @@ class PolicyDenied(PermanentError):
 
 class SignerRejected(PermanentError):
     """The signer understood the request and refused it (bad role, disallowed SAN...)."""
+
+
+class ForeignCredential(SignerRejected):
+    """The credential an object names (a serial to revoke upstream, say) was issued to a
+    workload of another namespace: wio leaves it alone, and asking again changes nothing."""
 
 
 class ApiRejected(PermanentError):

@@ -49,7 +49,7 @@ from wio.backends.vault_pki import PkiRole, VaultPkiAuthority
 from wio.backends.vault_transit import TransitKey, VaultTransitSigner
 from wio.clock import FakeClock
 from wio.devcluster import OpenBao
-from wio.errors import SignerRejected, SignerUnavailable, ValidationError
+from wio.errors import ForeignCredential, SignerRejected, SignerUnavailable, ValidationError
 from wio.issuing.ca import CAConfig, LocalCA
 from wio.issuing.jwt import (
     JwtAlgorithm,
@@ -401,13 +401,18 @@ async def test_revoke_reaches_upstream_where_declared_and_is_refused_where_not(
 ) -> None:
     authority = x509_backend.authority
     issued = await authority.issue(_request(authority, generate_private_key(KeyType.ECDSAP256)))
+    namespace = WORKLOAD.segments[1]
     if Capability.REVOKE not in authority.capabilities:
         with pytest.raises(Unsupported):
-            await authority.revoke(issued.serial_hex)
+            await authority.revoke(issued.serial_hex, namespace=namespace)
         return
     assert x509_backend.revoked_upstream is not None
     assert issued.serial_number not in await x509_backend.revoked_upstream()
-    await authority.revoke(issued.serial_hex)
+    # A serial copied into another namespace's object revokes nothing upstream.
+    with pytest.raises(ForeignCredential):
+        await authority.revoke(issued.serial_hex, namespace="someone-else")
+    assert issued.serial_number not in await x509_backend.revoked_upstream()
+    await authority.revoke(issued.serial_hex, namespace=namespace)
     assert issued.serial_number in await x509_backend.revoked_upstream()
 
 
@@ -736,7 +741,7 @@ async def test_pki_revocation_is_on_the_published_crl(
         vault_client, PkiRole(pki_mounts.role, TD, mount=pki_mounts.mount)
     )
     issued = await authority.issue(_request(authority, generate_private_key(KeyType.ECDSAP256)))
-    await authority.revoke(issued.serial_hex)
+    await authority.revoke(issued.serial_hex, namespace=WORKLOAD.segments[1])
     response = vault_root.adapter.get(f"/v1/{pki_mounts.mount}/crl")
     crl = x509.load_der_x509_crl(response.content)
     assert crl.get_revoked_certificate_by_serial_number(issued.serial_number) is not None

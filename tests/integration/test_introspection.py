@@ -9,6 +9,7 @@ own active key, foreign ones with keys wio never saw), never with wio's minting 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
@@ -19,7 +20,19 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 
-from tests.support.identities import condition, create_identity, delete_policy, wait_condition
+from tests.integration.conftest import OPERATOR_NAMESPACE
+from tests.support.identities import (
+    GROUP,
+    VERSION,
+    condition,
+    create_identity,
+    delete_identity,
+    delete_policy,
+    get_identity,
+    published_revocations,
+    revocations,
+    wait_condition,
+)
 from tests.support.operator import InProcessOperator
 from tests.support.scoped import (
     HttpAnswer,
@@ -180,6 +193,61 @@ def test_revocation_is_visible_within_one_second_of_the_delete(
     print(f"revocation visible in introspection {elapsed:.3f}s after the delete")
     assert elapsed <= 1.0, f"revocation took {elapsed:.2f}s to show in introspection"
     _no_echo(answer, token, caller)
+
+
+def test_ids_planted_in_another_namespace_and_revoked_there_revoke_nothing_here(
+    kube: client.ApiClient,
+    namespace: str,
+    operator: InProcessOperator,
+    caller: str,
+    access_token: tuple[str, dict[str, Any]],
+) -> None:
+    """A tenant of another namespace who saw a token (a resource server does) and a peer's
+    certificate copies their IDs into its own identity's status and deletes the identity:
+    the IDs are listed for the tenant's namespace only, and nothing here stops working."""
+    token, _ = access_token
+    victim_jti = pyjwt.decode(token, options={"verify_signature": False})["jti"]
+    caller_jti = pyjwt.decode(caller, options={"verify_signature": False})["jti"]
+    victim_serial = get_identity(kube, namespace, "payments")["status"]["serialNumber"]
+    elsewhere = f"mallory-{namespace}"
+    core = client.CoreV1Api(kube)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=elsewhere)))
+    try:
+        ready_identity(kube, elsewhere, "mallory")
+        until = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        planted = [
+            {"kind": "token", "id": victim_jti, "expiresAt": until},
+            {"kind": "jwt", "id": caller_jti, "expiresAt": until},
+            {"kind": "x509", "id": victim_serial, "expiresAt": until},
+        ]
+        client.CustomObjectsApi(kube).patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            elsewhere,
+            "workloadidentities",
+            "mallory",
+            {"status": {"retiredCredentials": planted}},
+        )
+        delete_identity(kube, elsewhere, "mallory")
+        # The attempt went through as far as it can: listed, for the tenant's namespace.
+        wait_for(
+            lambda: (
+                {victim_jti, victim_serial}
+                <= {
+                    r["id"]
+                    for r in revocations(kube, OPERATOR_NAMESPACE)
+                    if r["namespace"] == elsewhere
+                }
+            ),
+            timeout=15,
+            what="the planted IDs listed for the tenant's own namespace",
+        )
+        body = introspect(operator.base_url, token, caller).json()
+        assert body["active"] is True
+        assert victim_serial not in published_revocations(kube, namespace, "x509")
+        assert victim_jti not in published_revocations(kube, namespace, "token")
+    finally:
+        core.delete_namespace(elsewhere)
 
 
 def test_callers_without_a_wio_jwt_svid_for_the_endpoint_get_401(

@@ -44,6 +44,7 @@ from tests.support.identities import (
     get_identity,
     patch_identity,
     read_secret,
+    revocation_shards,
     wait_condition,
 )
 from tests.support.leakscan import (
@@ -410,11 +411,15 @@ def test_no_credential_material_leaks_anywhere(
     haystacks |= before_delete | _metadata_haystacks(kube, namespace)
     haystacks |= _metadata_haystacks(kube, OPERATOR_NAMESPACE)
     trust_private, public = _configmap_haystacks(kube, namespace, TRUST_CONFIGMAP)
-    revocations_private, revocations_public = _configmap_haystacks(
-        kube, OPERATOR_NAMESPACE, REVOCATIONS_CONFIGMAP
-    )
-    haystacks |= trust_private | revocations_private
-    public |= revocations_public
+    shards = revocation_shards(kube, OPERATOR_NAMESPACE, REVOCATIONS_CONFIGMAP)
+    assert shards  # the scenario revoked: the list is there to be scanned
+    haystacks |= trust_private
+    for shard in shards:
+        revocations_private, revocations_public = _configmap_haystacks(
+            kube, OPERATOR_NAMESPACE, shard.metadata.name
+        )
+        haystacks |= revocations_private
+        public |= revocations_public
     for path in ("/jwks.json", "/bundle.spiffe.json", "/.well-known/openid-configuration"):
         public[f"http:{path}"] = _http(operator, path)
 

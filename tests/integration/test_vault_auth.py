@@ -159,7 +159,7 @@ async def _issue_and_revoke(client: VaultClient, signing: Signing) -> None:
         with_csr=True,
     )
     issued = await authority.issue(request)
-    await authority.revoke(issued.serial_hex)
+    await authority.revoke(issued.serial_hex, namespace=WORKLOAD.segments[1])
 
 
 def _accessor_alive(root: hvac.Client, accessor: str) -> bool:

@@ -32,6 +32,7 @@ from tests.support.identities import (
     get_identity,
     leaf,
     patch_identity,
+    published_revocations,
     read_secret,
     revocations,
     spiffe_ids,
@@ -283,8 +284,7 @@ def test_delete_removes_secret_and_publishes_the_revocation(
     assert ("jwt", status["jwtID"]) in central
 
     def published() -> bool:
-        listed = json.loads(trust_configmap(kube, namespace)["revocations.json"])["revocations"]
-        return any(r["id"] == status["serialNumber"] for r in listed)
+        return status["serialNumber"] in published_revocations(kube, namespace, "x509")
 
     wait_for(published, timeout=10, what="the revocation in the namespace trust bundle")
     wait_for(

@@ -26,10 +26,11 @@ from wio.backends.protocols import (
     jws_header,
 )
 from wio.clock import Clock, SystemClock
-from wio.errors import SignerRejected, SignerUnavailable, WioError
+from wio.errors import ForeignCredential, SignerRejected, SignerUnavailable, WioError
 from wio.issuing.ca import CAConfig, LocalCA
 from wio.issuing.jwt import JwtAlgorithm, JwtKeyRing, SigningKey, sign_jws
 from wio.issuing.x509svid import Issued
+from wio.models.revocation import namespace_of
 from wio.models.spiffe import TrustDomain
 
 DEFAULT_TRUST_DOMAIN = TrustDomain("example.org")
@@ -121,10 +122,14 @@ class FakeAuthority:
         self.issued.append(issued)
         return issued
 
-    async def revoke(self, serial_hex: str) -> None:
+    async def revoke(self, serial_hex: str, *, namespace: str) -> None:
         self._script.step("revoke")
         if Capability.REVOKE not in self._capabilities:
             raise Unsupported(f"signer {self._name!r} does not revoke")
+        # As Vault PKI: only a certificate it signed for a workload of that namespace.
+        owners = {i.serial_hex: namespace_of(str(i.spiffe_id)) for i in self.issued}
+        if owners.get(serial_hex) != namespace:
+            raise ForeignCredential(f"serial {serial_hex} is not of namespace {namespace}")
         self.revoked.append(serial_hex)
 
     async def trust_bundle(self) -> list[x509.Certificate]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.waiting import wait_for
+from wio.clock import rfc3339
+from wio.models.revocation import parse_shard
 
 GROUP, VERSION = "identity.wio.dev", "v1alpha1"
 
@@ -142,11 +145,43 @@ def trust_configmap(kube: client.ApiClient, namespace: str, timeout: float = 10)
     return wait_for(read, timeout=timeout, what=f"the trust bundle ConfigMap in {namespace}")
 
 
+def revocation_shards(
+    kube: client.ApiClient, namespace: str, name: str = "wio-revocations"
+) -> list[client.V1ConfigMap]:
+    """The revocation list's shards (``<name>-NN``) in the operator's namespace."""
+    listed = client.CoreV1Api(kube).list_namespaced_config_map(
+        namespace, label_selector="app.kubernetes.io/managed-by=wio"
+    )
+    return [cm for cm in listed.items if re.fullmatch(re.escape(name) + r"-\d\d", cm.metadata.name)]
+
+
 def revocations(
     kube: client.ApiClient, namespace: str, name: str = "wio-revocations"
 ) -> list[dict[str, Any]]:
-    data = client.CoreV1Api(kube).read_namespaced_config_map(name, namespace).data
-    return list(json.loads(data["revocations.json"])["revocations"])
+    """Every entry of the durable revocation list, as ``{"kind", "id", "namespace", ...}``."""
+    found = []
+    for shard in revocation_shards(kube, namespace, name):
+        for entry in parse_shard((shard.data or {}).get("revocations.json", "").encode()):
+            found.append(
+                {
+                    "kind": entry.kind,
+                    "id": entry.id,
+                    "namespace": entry.namespace,
+                    "spiffeID": entry.spiffe_id,
+                    "reason": entry.reason,
+                    "revokedAt": rfc3339(entry.revoked_at),
+                    "expiresAt": rfc3339(entry.expires_at),
+                    "keyFingerprint": entry.key_fingerprint,
+                    "upstreamPending": entry.upstream_pending,
+                }
+            )
+    return found
+
+
+def published_revocations(kube: client.ApiClient, namespace: str, kind: str) -> set[str]:
+    """The IDs of ``kind`` the namespace's trust bundle lists as revoked."""
+    doc = json.loads(trust_configmap(kube, namespace)["revocations.json"])
+    return set(doc["expires"][kind])
 
 
 def events_for(kube: client.ApiClient, namespace: str, name: str) -> list[client.CoreV1Event]:

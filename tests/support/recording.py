@@ -24,7 +24,6 @@ import asyncio
 import base64
 import copy
 import datetime as dt
-import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -43,6 +42,7 @@ from wio.k8s.events import EventRecorder
 from wio.k8s.revocations import DATA_KEY, RevocationStore
 from wio.k8s.trust_store import TrustConfigMaps
 from wio.metrics import Metrics
+from wio.models.revocation import parse_shard
 from wio.models.spiffe import TrustDomain
 from wio.names import API_VERSION, FINALIZER
 from wio.service.cache import WatchedCache
@@ -57,7 +57,8 @@ from wio.service.workqueue import TokenBucket
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 OPERATOR_NAMESPACE = "wio-system"
 REVOCATIONS_CONFIGMAP = "wio-revocations"
-REVOCATIONS_PATH = configmap_path(OPERATOR_NAMESPACE, REVOCATIONS_CONFIGMAP)
+#: The harness keeps the revocation list in one shard, so a test reads one object.
+REVOCATIONS_PATH = configmap_path(OPERATOR_NAMESPACE, f"{REVOCATIONS_CONFIGMAP}-00")
 
 
 @dataclass(frozen=True)
@@ -330,9 +331,9 @@ def uri_sans(cert: x509.Certificate) -> list[str]:
 
 
 def revoked_ids(call: Call, kind: str) -> set[str]:
-    """The IDs of ``kind`` in a recorded apply of the revocation list ConfigMap."""
+    """The IDs of ``kind`` in a recorded apply of the revocation list's shard."""
     raw = ((call.body or {}).get("data") or {})[DATA_KEY]
-    return {e["id"] for e in json.loads(raw)["revocations"] if e["kind"] == kind}
+    return {e.id for e in parse_shard(raw.encode()) if e.kind == kind}
 
 
 @dataclass(frozen=True)
@@ -453,11 +454,12 @@ class Harness:
             jwt_issuer="https://wio.example.org",
             operator_namespace=OPERATOR_NAMESPACE,
             revocation_configmap=REVOCATIONS_CONFIGMAP,
+            revocation_shards=1,
         )
         metrics = Metrics()
         signers = SignerSet({"default": Signer("default", authority, jwt)})
         revocations = RevocationStore(
-            api, namespace=OPERATOR_NAMESPACE, name=REVOCATIONS_CONFIGMAP, clock=clock
+            api, namespace=OPERATOR_NAMESPACE, name=REVOCATIONS_CONFIGMAP, clock=clock, shards=1
         )
         await revocations.load()
         trust = TrustPublisher(

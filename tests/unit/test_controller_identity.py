@@ -10,6 +10,8 @@ of a deletion with an issuance in flight.
 from __future__ import annotations
 
 import asyncio
+import copy
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -29,6 +31,7 @@ from tests.support.recording import (
     running,
     uri_sans,
 )
+from wio.clock import rfc3339
 from wio.errors import SignerUnavailable
 from wio.k8s.client import custom_path, secret_path
 from wio.names import (
@@ -529,3 +532,29 @@ async def test_a_status_patched_to_hide_the_credential_does_not_keep_it_alive() 
         listed = out.write("apply", REVOCATIONS_PATH)
         assert revoked_ids(listed, "x509") == {issued["serialNumber"]}
         assert revoked_ids(listed, "jwt") == {issued["jwtID"]}
+
+
+async def test_a_serial_planted_in_status_counts_only_here_and_is_not_revoked_upstream() -> None:
+    """Whoever may patch the status copies another workload's serial into it and deletes the
+    identity: the entry names this namespace (so it counts against nothing elsewhere), and the
+    signer is not asked to revoke a certificate that is not this namespace's."""
+    async with running() as h:
+        await issued(h)
+        own = h.identities.views[KEY].status["serialNumber"]
+        planted = "5eed0fca11ab1e"
+        stored = h.kube.objects[OBJECT]
+        stored["status"]["retiredCredentials"] = [
+            {
+                "kind": "x509",
+                "id": planted,
+                "expiresAt": rfc3339(h.clock.now() + dt.timedelta(hours=1)),
+            }
+        ]
+        h.identities.observe(copy.deepcopy(stored))
+        await finalize(h)
+        entries = {e.id: e for e in h.parts.revocations.current.entries}
+        assert set(entries) >= {own, planted}
+        assert {entries[own].namespace, entries[planted].namespace} == {NS}
+        assert entries[own].spiffe_id == SPIFFE_ID  # from spec, not from status
+        assert h.authority.revoked == [own]
+        assert not entries[planted].upstream_pending  # refused for good, not retried

@@ -152,7 +152,7 @@ async def finalize(h: Harness) -> None:
 
 async def identity_deleted(h: Harness) -> None:
     """What the WorkloadIdentity's finalizer calls before it lets go."""
-    await h.scoped.revoke_for_identity(ObjectKey(NS, IDENTITY))
+    await h.scoped.revoke_for_identity(ObjectKey(NS, IDENTITY), "Deleted")
 
 
 # -- what else a user would check ----------------------------------------------------------------
@@ -372,3 +372,28 @@ async def test_a_deletion_after_a_rotation_revokes_the_previous_token_too() -> N
             first["jti"],
             second["jti"],
         }
+
+
+async def test_withdrawing_the_policy_that_allowed_the_identity_revokes_its_tokens_too() -> None:
+    """A token names the identity as its subject: once policy no longer allows the identity,
+    the tokens naming it are revoked with its certificate, not left valid until they expire."""
+    with_dns = {"serviceAccountName": "api", "x509": {"dnsNames": ["api.payments.example.org"]}}
+    granting = {**POLICY, "x509": {"dnsNames": ["api.payments.example.org"]}}
+    async with running() as h:
+        h.observe_namespace(NS, {"team": "payments"})
+        h.observe_policy("payments", granting)
+        h.add_identity(object_body(WORKLOAD_IDENTITY, NS, IDENTITY, with_dns))
+        await h.identities.reconcile(ObjectKey(NS, IDENTITY))
+        h.add_credential(object_body(SCOPED_CREDENTIAL, NS, NAME, SPEC))
+        await h.scoped.reconcile(KEY)
+        jti = h.scoped.views[KEY].status["jti"]
+        h.observe_policy("payments", POLICY)  # narrowed: tokens still, the DNS name no more
+        await h.identities.reconcile(ObjectKey(NS, IDENTITY))
+        revoked = {(e.kind, e.id): e for e in h.parts.revocations.current.entries}
+        assert revoked[("token", jti)].reason == "IdentityPolicyWithdrawn"
+        assert revoked[("token", jti)].namespace == NS
+        assert SECRET not in h.kube.objects
+        stored = h.kube.objects[OBJECT]["status"]
+        assert conditions(stored)["Ready"] == ("False", "IdentityNotReady")
+        assert "no longer allowed by policy" in condition_message(stored, "Ready")
+        assert stored.get("jti") is None

@@ -91,12 +91,13 @@ class World:
     def ask(self, token: str | None, authorization: str | None, remote: str = "10.0.0.1") -> Answer:
         return asyncio.run(self.introspector.answer(authorization, remote, token))
 
-    def revoke(self, kind: str, jti: str) -> None:
+    def revoke(self, kind: str, jti: str, namespace: str = "shop") -> None:
         self.revoked = self.revoked.add(
             [
                 Revocation(
                     kind=kind,
                     id=jti,
+                    namespace=namespace,
                     spiffe_id=CLIENT,
                     revoked_at=NOW,
                     expires_at=NOW + dt.timedelta(hours=1),
@@ -153,6 +154,17 @@ def test_a_revoked_token_is_inactive_as_soon_as_the_list_changes(key: SigningKey
     assert world.ask(token, caller).body["active"] is True
     world.revoke("token", "token-1")
     assert world.ask(token, caller).body == INACTIVE
+
+
+def test_an_id_listed_by_another_namespace_revokes_nothing_here(key: SigningKey) -> None:
+    """Whoever copies a token's jti into an object of their own namespace and deletes it
+    lists that jti for their namespace only: the token's holder is not locked out."""
+    world = World(key)
+    token = world.access_token()
+    caller = bearer(world.caller())
+    world.revoke("token", "token-1", namespace="elsewhere")
+    world.revoke("jwt", "svid-1", namespace="elsewhere")
+    assert world.ask(token, caller).body["active"] is True
 
 
 @pytest.mark.parametrize(

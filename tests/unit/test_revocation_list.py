@@ -1,15 +1,24 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The revocation list's published form: ordered by revocation time, each entry once, and the
-JSON exactly what a verifier parses back."""
+"""The revocation list: ordered by revocation time, each entry once per namespace, scoped to
+the namespace that revoked it, and each stored and published shape exactly what is read back."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 
 import pytest
 
-from wio.models.revocation import Revocation, RevocationList
+from wio.errors import ValidationError
+from wio.models.revocation import (
+    Revocation,
+    RevocationList,
+    namespace_of,
+    parse_legacy,
+    parse_shard,
+    shard_json,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -17,10 +26,17 @@ T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
-def _entry(id_: str, seconds: int, **extra: object) -> Revocation:
+def _entry(id_: str, seconds: int = 0, namespace: str = "a", **extra: object) -> Revocation:
     at = T0 + dt.timedelta(seconds=seconds)
     return Revocation(
-        "x509", id_, "spiffe://example.org/ns/a/sa/b", at, at + HOUR, "Deleted", **extra
+        "x509",
+        id_,
+        namespace,
+        f"spiffe://example.org/ns/{namespace}/sa/b",
+        at,
+        at + HOUR,
+        "Deleted",
+        **extra,
     )  # type: ignore[arg-type]
 
 
@@ -36,13 +52,120 @@ def test_an_entry_already_listed_is_not_added_twice_and_the_first_record_wins() 
     assert listed.entries == (first,)
 
 
-def test_the_published_json_is_compact_sorted_and_round_trips() -> None:
+def test_one_id_listed_by_two_namespaces_is_two_entries_and_counts_only_where_listed() -> None:
+    """A serial copied into another namespace's object must not stop the real owner's
+    revocation from being listed, nor count against the owner's credential."""
+    planted = _entry("ab", 1, namespace="mallory")
+    listed = RevocationList().add([planted]).add([_entry("ab", 2, namespace="victim")])
+    assert len(listed) == 2
+    assert listed.revoked(["x509"]) == {("ab", "mallory"), ("ab", "victim")}
+    only_planted = RevocationList().add([planted])
+    assert ("ab", "victim") not in only_planted.revoked(["x509"])
+
+
+def test_a_shard_round_trips_every_field() -> None:
+    entries = [
+        _entry("b", 2, key_fingerprint="sha256:kf"),
+        _entry("a", 1, upstream_pending=True, signer="vault"),
+        Revocation("lease", "database/creds/x/1", "a", "", T0, T0 + HOUR, "IdentityDeleted"),
+    ]
+    assert parse_shard(shard_json(entries)) == entries
+    assert parse_shard(shard_json([])) == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'{"format": 1, "entries": []}',
+        b'{"format": 2, "entries": [["x509", "a"]]}',
+        b'{"format": 2, "entries": [["x509", "a", "", "", 0, 0, "", "", "", 0]]}',
+        b'{"format": 2, "entries": [["x509", "a", "ns", "", "then", 0, "", "", "", 0]]}',
+    ],
+    ids=["not JSON", "another format", "short row", "no namespace", "time not a number"],
+)
+def test_a_damaged_shard_is_refused_loudly(raw: bytes) -> None:
+    with pytest.raises(ValidationError):
+        parse_shard(raw)
+
+
+def test_a_namespace_publishes_only_its_own_ids_with_their_expiry_and_no_leases() -> None:
     listed = RevocationList().add(
-        [_entry("b", 2, key_fingerprint="kf"), _entry("a", 1, upstream_pending=True)]
+        [
+            _entry("aa", 1, namespace="shop"),
+            Revocation("jwt", "j1", "shop", "", T0, T0 + HOUR, "Deleted"),
+            Revocation("lease", "db/creds/1", "shop", "", T0, T0 + HOUR, "Deleted"),
+            _entry("bb", 2, namespace="bank"),
+        ]
     )
-    raw = listed.to_json_bytes()
-    doc = {"revocations": [e.to_json() for e in listed.entries]}
-    assert raw == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    assert RevocationList.from_json_bytes(raw) == listed
-    marked = listed.mark_upstream_done("x509", "a")
-    assert b"upstreamPending" not in marked.to_json_bytes()
+    doc = json.loads(listed.published_json("shop"))
+    expiry = int((T0 + dt.timedelta(seconds=1) + HOUR).timestamp())
+    assert doc == {
+        "version": 2,
+        "namespace": "shop",
+        "expires": {
+            "x509": {"aa": expiry},
+            "jwt": {"j1": int((T0 + HOUR).timestamp())},
+            "token": {},
+        },
+    }
+    assert b"bb" not in listed.published_json("shop")
+    assert json.loads(listed.published_json("empty"))["expires"] == {
+        "x509": {},
+        "jwt": {},
+        "token": {},
+    }
+
+
+def test_the_first_release_list_is_read_with_namespaces_taken_from_spiffe_ids() -> None:
+    legacy = {
+        "revocations": [
+            {
+                "kind": "x509",
+                "id": "aa",
+                "spiffeID": "spiffe://example.org/ns/shop/sa/web",
+                "revokedAt": "2026-03-01T12:00:00Z",
+                "expiresAt": "2026-03-01T13:00:00Z",
+                "reason": "Deleted",
+                "upstreamPending": True,
+                "signer": "vault",
+            },
+            {
+                "kind": "jwt",
+                "id": "bb",
+                "spiffeID": "",
+                "revokedAt": "2026-03-01T12:00:00Z",
+                "expiresAt": "2026-03-01T13:00:00Z",
+                "reason": "Deleted",
+            },
+        ]
+    }
+    (entry,) = parse_legacy(json.dumps(legacy).encode())
+    assert (entry.kind, entry.id, entry.namespace, entry.signer) == ("x509", "aa", "shop", "vault")
+    assert entry.upstream_pending
+
+
+@pytest.mark.parametrize(
+    ("spiffe_id", "namespace"),
+    [
+        ("spiffe://example.org/ns/shop/sa/web", "shop"),
+        ("spiffe://example.org/ns/shop", None),
+        ("spiffe://example.org/ns//sa/web", None),
+        ("spiffe://example.org/ns/shop/sa/web/extra", None),
+        ("https://example.org/ns/shop/sa/web", None),
+        (None, None),
+    ],
+)
+def test_the_namespace_of_a_workload_spiffe_id(spiffe_id: object, namespace: str | None) -> None:
+    assert namespace_of(spiffe_id) == namespace
+
+
+def test_entries_spread_evenly_over_shards_and_always_land_in_the_same_one() -> None:
+    entries = [_entry(f"{i:032x}", namespace=f"ns{i % 3}") for i in range(16_000)]
+    counts = Counter(e.shard(16) for e in entries)
+    assert set(counts) == set(range(16))
+    assert max(counts.values()) < 1.15 * 1000
+    assert min(counts.values()) > 0.85 * 1000
+    assert [e.shard(16) for e in entries[:50]] == [
+        Revocation(e.kind, e.id, e.namespace, "", T0, T0, "x").shard(16) for e in entries[:50]
+    ]

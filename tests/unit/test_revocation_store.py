@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The durable revocation list: a refused write is retried, never given up, and expired
-entries leave the stored list."""
+"""The durable revocation list: spread over shards that stay far below the API server's
+object limit, a refused write retried and never given up, expired entries leaving, and the
+first release's single list migrated."""
 
 from __future__ import annotations
 
@@ -12,32 +13,59 @@ import pytest
 
 from tests.support.recording import RecordingKube
 from wio.clock import FakeClock
-from wio.errors import ApiRejected, RetryableError
+from wio.errors import ApiRejected, RetryableError, ValidationError
 from wio.k8s.client import KubeClient, configmap_path
 from wio.k8s.revocations import DATA_KEY, RevocationStore
-from wio.models.revocation import Revocation
+from wio.models.revocation import Revocation, parse_shard
+from wio.names import MANAGED_BY, MANAGER
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
-PATH = configmap_path("wio-system", "wio-revocations")
+NS = "wio-system"
+LABELS = {MANAGED_BY: MANAGER}
 
 
-def _entry(id_: str, lifetime: dt.timedelta) -> Revocation:
-    return Revocation("x509", id_, "spiffe://example.org/ns/a/sa/b", T0, T0 + lifetime, "Deleted")
+def _entry(id_: str, lifetime: dt.timedelta, namespace: str = "a") -> Revocation:
+    return Revocation(
+        "x509",
+        id_,
+        namespace,
+        f"spiffe://example.org/ns/{namespace}/sa/payments-api",
+        T0,
+        T0 + lifetime,
+        "Deleted",
+        key_fingerprint="sha256:" + "f" * 64,
+    )
+
+
+def _store(kube: RecordingKube, clock: FakeClock | None = None, shards: int = 1) -> RevocationStore:
+    return RevocationStore(
+        cast(KubeClient, kube),
+        namespace=NS,
+        name="wio-revocations",
+        clock=clock or FakeClock(T0),
+        shards=shards,
+    )
+
+
+def _path(index: int) -> str:
+    return configmap_path(NS, f"wio-revocations-{index:02d}")
 
 
 def _stored(kube: RecordingKube) -> set[str]:
-    return {e["id"] for e in json.loads(kube.objects[PATH]["data"][DATA_KEY])["revocations"]}
+    found = set()
+    for path, body in kube.objects.items():
+        if path.startswith(configmap_path(NS, "wio-revocations-")):
+            found |= {e.id for e in parse_shard(body["data"][DATA_KEY].encode())}
+    return found
 
 
 async def test_a_refused_write_is_a_retryable_error_and_the_next_write_carries_everything() -> None:
     kube = RecordingKube()
-    store = RevocationStore(
-        cast(KubeClient, kube), namespace="wio-system", name="wio-revocations", clock=FakeClock(T0)
-    )
+    store = _store(kube)
     kube.fail_next(
-        "apply", PATH, ApiRejected("Too long: must have at most 1048576 bytes", status=422)
+        "apply", _path(0), ApiRejected("Too long: must have at most 1048576 bytes", status=422)
     )
     with pytest.raises(RetryableError) as refused:
         await store.add([_entry("aa", dt.timedelta(hours=1))])
@@ -49,11 +77,99 @@ async def test_a_refused_write_is_a_retryable_error_and_the_next_write_carries_e
 async def test_expired_entries_leave_the_stored_list() -> None:
     kube = RecordingKube()
     clock = FakeClock(T0)
-    store = RevocationStore(
-        cast(KubeClient, kube), namespace="wio-system", name="wio-revocations", clock=clock
-    )
+    store = _store(kube, clock)
     await store.add([_entry("short", dt.timedelta(minutes=5))])
     clock.advance(10 * 60)
     await store.add([_entry("long", dt.timedelta(hours=1))])
     assert _stored(kube) == {"long"}
-    assert store.current.ids("x509") == frozenset({"long"})
+    assert {e.id for e in store.current.entries} == {"long"}
+
+
+async def test_twenty_thousand_revocations_fit_in_shards_far_below_the_object_limit() -> None:
+    kube = RecordingKube()
+    store = _store(kube, shards=16)
+    ids = [f"{i:032x}" for i in range(20_000)]
+    for start in range(0, len(ids), 1000):
+        await store.add(
+            _entry(i, dt.timedelta(hours=24), f"team-{j % 40}")
+            for j, i in enumerate(ids[start : start + 1000], start)
+        )
+    sizes = {path: len(body["data"][DATA_KEY]) for path, body in kube.objects.items()}
+    assert len(sizes) == 16
+    assert max(sizes.values()) < 512 * 1024  # the API server refuses an object over 1 MiB
+    assert _stored(kube) == set(ids)
+    again = _store(kube, shards=16)
+    await again.load()
+    assert len(again.current) == 20_000
+
+
+async def test_a_write_touches_only_the_shards_that_hold_new_entries() -> None:
+    kube = RecordingKube()
+    store = _store(kube, shards=16)
+    await store.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(200)])
+    mark = kube.mark()
+    one = _entry("ab" * 16, dt.timedelta(hours=1))
+    await store.add([one])
+    assert [c.path for c in kube.writes(mark)] == [_path(one.shard(16))]
+
+
+async def test_the_first_release_single_list_is_migrated_into_shards_and_deleted() -> None:
+    kube = RecordingKube()
+    legacy = {
+        "revocations": [
+            {
+                "kind": "x509",
+                "id": f"{i:032x}",
+                "spiffeID": "spiffe://example.org/ns/shop/sa/web",
+                "revokedAt": "2026-03-01T12:00:00Z",
+                "expiresAt": "2026-03-01T13:00:00Z",
+                "reason": "Deleted",
+            }
+            for i in range(40)
+        ]
+    }
+    kube.put(
+        configmap_path(NS, "wio-revocations"),
+        {
+            "metadata": {"name": "wio-revocations", "namespace": NS, "labels": LABELS},
+            "data": {DATA_KEY: json.dumps(legacy)},
+        },
+    )
+    store = _store(kube, shards=4)
+    await store.load()
+    assert configmap_path(NS, "wio-revocations") not in kube.objects
+    assert _stored(kube) == {f"{i:032x}" for i in range(40)}
+    assert {e.namespace for e in store.current.entries} == {"shop"}
+    delete = next(c for c in kube.writes() if c.verb == "delete")
+    assert delete.path == configmap_path(NS, "wio-revocations")
+
+
+async def test_fewer_shards_move_every_entry_and_empty_the_shards_left_over() -> None:
+    kube = RecordingKube()
+    first = _store(kube, shards=8)
+    await first.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(100)])
+    second = _store(kube, shards=2)
+    await second.load()
+    assert len(second.current) == 100
+    for index in range(2, 8):
+        assert parse_shard(kube.objects[_path(index)]["data"][DATA_KEY].encode()) == []
+    third = _store(kube, shards=2)
+    await third.load()
+    assert len(third.current) == 100
+    mark = kube.mark()
+    await _store(kube, shards=2).load()
+    assert kube.writes(mark) == []  # nothing left to move: a start writes nothing
+
+
+async def test_an_unreadable_shard_stops_the_start_and_names_the_configmap() -> None:
+    kube = RecordingKube()
+    kube.put(
+        _path(3),
+        {
+            "metadata": {"name": "wio-revocations-03", "namespace": NS, "labels": LABELS},
+            "data": {DATA_KEY: "{damaged"},
+        },
+    )
+    with pytest.raises(ValidationError) as refused:
+        await _store(kube, shards=16).load()
+    assert "wio-system/wio-revocations-03" in str(refused.value)

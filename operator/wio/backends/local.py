@@ -124,7 +124,7 @@ class LocalAuthority:
                 self._next_rotation_check = _next_rotation_check(changed)
             return self._ca
 
-    async def revoke(self, serial_hex: str) -> None:
+    async def revoke(self, serial_hex: str, *, namespace: str) -> None:
         raise Unsupported(
             f"signer {self._name!r} (local CA) has no upstream revocation; "
             "the revocation list published with the trust bundle covers it"

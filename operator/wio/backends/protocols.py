@@ -55,7 +55,7 @@ class Capability(enum.Enum):
     """Optional features an ``X509Authority`` declares."""
 
     REVOKE = "revoke"
-    """``revoke(serial)`` tells the upstream signer (for example Vault PKI's CRL)."""
+    """``revoke(serial, namespace=…)`` tells the upstream signer (for example Vault PKI's CRL)."""
 
     REQUIRES_CSR = "requires-csr"
     """``issue`` needs ``SvidRequest.csr_pem``: the signer only accepts PKCS#10 requests."""
@@ -170,10 +170,13 @@ class X509Authority(Protocol):
         """
         ...
 
-    async def revoke(self, serial_hex: str) -> None:
-        """Revoke upstream the certificate with this serial (``Issued.serial_hex`` form).
+    async def revoke(self, serial_hex: str, *, namespace: str) -> None:
+        """Revoke upstream the certificate with this serial (``Issued.serial_hex`` form), only
+        if it names a workload of ``namespace``: an upstream CA revokes by serial across all it
+        signed, so a serial copied from another namespace's certificate must revoke nothing.
 
-        Raises ``Unsupported`` unless ``Capability.REVOKE`` is declared.
+        Raises ``ForeignCredential`` for a certificate of another namespace (or none), and
+        ``Unsupported`` unless ``Capability.REVOKE`` is declared.
         """
         ...
 

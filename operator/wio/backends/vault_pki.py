@@ -38,10 +38,17 @@ from cryptography.hazmat.primitives import serialization
 from wio.backends.protocols import Capability, SvidRequest
 from wio.backends.vault import VaultClient, api_path, check_mount, check_name
 from wio.clock import Clock, SystemClock
-from wio.errors import ConfigError, SignerRejected, SignerUnavailable, SVIDVerificationError
+from wio.errors import (
+    ConfigError,
+    ForeignCredential,
+    SignerRejected,
+    SignerUnavailable,
+    SVIDVerificationError,
+)
 from wio.issuing.keys import public_key_fingerprint
 from wio.issuing.verify_x509 import SvidVerifier
 from wio.issuing.x509svid import Issued
+from wio.models.revocation import namespace_of
 from wio.models.spiffe import TrustDomain
 
 DEFAULT_LIFETIME_TOLERANCE = dt.timedelta(seconds=60)
@@ -233,13 +240,31 @@ class VaultPkiAuthority:
         await self._check(request, issued)
         return issued
 
-    async def revoke(self, serial_hex: str) -> None:
+    async def revoke(self, serial_hex: str, *, namespace: str) -> None:
         role = self._role
+        serial = vault_serial(serial_hex)
+        # Read the certificate first (PKI serves cert/<serial> to anyone): the serial came
+        # from an object a tenant controls, and Vault would revoke any certificate it signed.
+        data = await self._client.read(
+            "read-cert", f"{role.mount}/cert", api_path(role.mount, "cert", serial)
+        )
+        try:
+            leaf = _load_pem(data.get("certificate"), "certificate")[0]
+            uris = leaf.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value.get_values_for_type(x509.UniformResourceIdentifier)
+        except (ValueError, x509.ExtensionNotFound, IndexError):
+            uris = []
+        if [namespace_of(uri) for uri in uris] != [namespace]:
+            raise ForeignCredential(
+                f"serial {serial_hex} is not a certificate of a workload in namespace "
+                f"{namespace}; it is not revoked"
+            )
         await self._client.write(
             "revoke",
             f"{role.mount}/revoke",
             api_path(role.mount, "revoke"),
-            {"serial_number": vault_serial(serial_hex)},
+            {"serial_number": serial},
         )
 
     async def trust_bundle(self) -> list[x509.Certificate]:

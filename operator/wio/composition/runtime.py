@@ -100,6 +100,7 @@ class Runtime:
                 namespace=config.operator_namespace,
                 name=config.revocation_configmap,
                 clock=clock,
+                shards=config.revocation_shards,
             )
             await revocations.load()
             trust = TrustPublisher(

@@ -1,41 +1,77 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The revocation list: what was revoked, when, why, and until when verifiers must care.
+"""The revocation list: what was revoked, in which namespace, when, why, and until when.
 
 An entry is kept until the credential it names would have expired anyway; after that the
-credential is rejected for being expired, and the entry only costs space. The JSON form is
-what wio publishes next to the trust bundle (``revocations.json``), so it is stable and
-documented in the README.
+credential is rejected for being expired, and the entry only costs space.
+
+**Scoped to a namespace.** Each entry carries the namespace of the object that revoked it
+(its metadata, not anything a tenant writes into status), and an entry only ever counts
+against a credential whose SPIFFE ID is in that namespace: an ID copied from another
+namespace's certificate or token into one's own object can revoke nothing there. The key of
+an entry is (kind, id, namespace).
+
+Three shapes, each made here so they cannot drift:
+
+- the durable shard (``shard_json`` / ``parse_shard``): compact rows, every field, in the
+  operator's namespace (``wio.k8s.revocations`` decides which shard holds which entry);
+- the published list of one namespace (``published_json``): only what a verifier needs,
+  ``{"version": 2, "namespace": ns, "expires": {kind: {id: unix time}}}``;
+- the first release's single-list form (``parse_legacy``), read once to migrate it.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+import hashlib
 import json
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from wio.clock import parse_rfc3339, rfc3339
+from wio.clock import parse_rfc3339
 from wio.errors import ValidationError
 
 KINDS = ("x509", "jwt", "token", "lease")
+#: The kinds a verifier checks; a Vault lease is revoked upstream and never presented.
+PUBLISHED_KINDS = ("x509", "jwt", "token")
+SHARD_FORMAT = 2
+PUBLISHED_VERSION = 2
+
+Key = tuple[str, str, str]  # (kind, id, namespace)
 
 
-def _parse_time(value: object, field: str) -> dt.datetime:
-    parsed = parse_rfc3339(value)
-    if parsed is None:
-        raise ValidationError(field, "must be an RFC 3339 time")
-    return parsed
+def namespace_of(spiffe_id: object) -> str | None:
+    """The namespace a workload SPIFFE ID (``spiffe://td/ns/<ns>/sa/<sa>``) names, else None."""
+    if not isinstance(spiffe_id, str) or not spiffe_id.startswith("spiffe://"):
+        return None
+    parts = spiffe_id[len("spiffe://") :].split("/")
+    if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa" and parts[2] and parts[4]:
+        return parts[2]
+    return None
+
+
+def _epoch(when: dt.datetime) -> int:
+    return int(when.timestamp())
+
+
+def _from_epoch(value: object, field: str) -> dt.datetime:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValidationError(field, "must be a whole number of seconds since the epoch")
+    return dt.datetime.fromtimestamp(value, dt.UTC)
 
 
 @dataclass(frozen=True)
 class Revocation:
-    """One revoked credential. ``id`` is a serial (hex), a ``jti`` or a lease ID, per ``kind``."""
+    """One revoked credential. ``id`` is a serial (hex), a ``jti`` or a lease ID, per ``kind``;
+    ``namespace`` is the revoking object's; ``spiffe_id`` is informational (from spec, or
+    empty when the subject can no longer be known)."""
 
     kind: str
     id: str
+    namespace: str
     spiffe_id: str
     revoked_at: dt.datetime
     expires_at: dt.datetime
@@ -49,46 +85,72 @@ class Revocation:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValidationError("kind", f"must be one of {', '.join(KINDS)}")
-        if not self.id:
+        if not self.id or not isinstance(self.id, str):
             raise ValidationError("id", "must not be empty")
+        if not self.namespace or not isinstance(self.namespace, str):
+            raise ValidationError("namespace", "must not be empty")
+
+    @property
+    def key(self) -> Key:
+        return (self.kind, self.id, self.namespace)
 
     @cached_property
-    def json_text(self) -> str:
-        """``to_json`` as compact, key-sorted JSON, made once: the list is re-serialised on
-        every change, and most of its entries never change."""
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+    def _digest(self) -> int:
+        text = "\0".join(self.key).encode()
+        return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
 
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "kind": self.kind,
-            "id": self.id,
-            "spiffeID": self.spiffe_id,
-            "revokedAt": rfc3339(self.revoked_at),
-            "expiresAt": rfc3339(self.expires_at),
-            "reason": self.reason,
-        }
-        if self.key_fingerprint:
-            doc["keyFingerprint"] = self.key_fingerprint
-        if self.upstream_pending:
-            doc["upstreamPending"] = True
-        if self.signer:
-            doc["signer"] = self.signer
-        return doc
+    def shard(self, count: int) -> int:
+        """Which of ``count`` shards holds this entry: a hash of its key, so entries spread
+        evenly whatever the namespaces, and the same entry always lands in the same shard."""
+        return self._digest % count
+
+    @cached_property
+    def row_text(self) -> str:
+        """The entry as one compact JSON row of the durable shard, made once: a shard is
+        re-serialised on every change, and most of its entries never change."""
+        row = [
+            self.kind,
+            self.id,
+            self.namespace,
+            self.spiffe_id,
+            _epoch(self.revoked_at),
+            _epoch(self.expires_at),
+            self.reason,
+            self.key_fingerprint or "",
+            self.signer or "",
+            int(self.upstream_pending),
+        ]
+        return json.dumps(row, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, doc: Any, where: str = "revocations") -> Revocation:
-        if not isinstance(doc, dict):
-            raise ValidationError(where, "each entry must be an object")
+    def from_row(cls, row: Any, where: str) -> Revocation:
+        if not isinstance(row, list) or len(row) != 10:
+            raise ValidationError(where, "each entry must be a row of 10 fields")
+        kind, id_, namespace, spiffe_id, revoked, expires, reason, fingerprint, signer, pending = (
+            row
+        )
+        for field, value in (
+            ("kind", kind),
+            ("id", id_),
+            ("namespace", namespace),
+            ("spiffeID", spiffe_id),
+            ("reason", reason),
+            ("keyFingerprint", fingerprint),
+            ("signer", signer),
+        ):
+            if not isinstance(value, str):
+                raise ValidationError(f"{where}.{field}", "must be a string")
         return cls(
-            kind=str(doc.get("kind", "")),
-            id=str(doc.get("id", "")),
-            spiffe_id=str(doc.get("spiffeID", "")),
-            revoked_at=_parse_time(doc.get("revokedAt"), f"{where}.revokedAt"),
-            expires_at=_parse_time(doc.get("expiresAt"), f"{where}.expiresAt"),
-            reason=str(doc.get("reason", "")),
-            key_fingerprint=doc.get("keyFingerprint") or None,
-            upstream_pending=bool(doc.get("upstreamPending", False)),
-            signer=str(doc["signer"]) if doc.get("signer") else None,
+            kind=kind,
+            id=id_,
+            namespace=namespace,
+            spiffe_id=spiffe_id,
+            revoked_at=_from_epoch(revoked, f"{where}.revokedAt"),
+            expires_at=_from_epoch(expires, f"{where}.expiresAt"),
+            reason=reason,
+            key_fingerprint=fingerprint or None,
+            signer=signer or None,
+            upstream_pending=pending == 1,
         )
 
 
@@ -98,20 +160,23 @@ def _order(entry: Revocation) -> tuple[dt.datetime, str]:
 
 @dataclass(frozen=True)
 class RevocationList:
-    """An immutable set of revocations keyed by (kind, id)."""
+    """An immutable set of revocations keyed by (kind, id, namespace), in revocation order."""
 
     entries: tuple[Revocation, ...] = ()
 
     @cached_property
-    def _keys(self) -> frozenset[tuple[str, str]]:
-        return frozenset((e.kind, e.id) for e in self.entries)
+    def _keys(self) -> frozenset[Key]:
+        return frozenset(e.key for e in self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
     def add(self, items: Iterable[Revocation]) -> RevocationList:
         keys = self._keys
-        new: dict[tuple[str, str], Revocation] = {}
+        new: dict[Key, Revocation] = {}
         for item in items:
-            if (item.kind, item.id) not in keys:
-                new.setdefault((item.kind, item.id), item)
+            if item.key not in keys:
+                new.setdefault(item.key, item)
         if not new:
             return self
         entries = list(self.entries)
@@ -126,31 +191,96 @@ class RevocationList:
         kept = tuple(e for e in self.entries if e.expires_at > now or e.upstream_pending)
         return self if len(kept) == len(self.entries) else RevocationList(kept)
 
-    def mark_upstream_done(self, kind: str, id_: str) -> RevocationList:
+    def mark_upstream_done(self, key: Key) -> RevocationList:
         return RevocationList(
-            tuple(
-                replace(e, upstream_pending=False) if (e.kind, e.id) == (kind, id_) else e
-                for e in self.entries
-            )
+            tuple(replace(e, upstream_pending=False) if e.key == key else e for e in self.entries)
         )
-
-    def ids(self, kind: str) -> frozenset[str]:
-        return frozenset(e.id for e in self.entries if e.kind == kind)
 
     def pending_upstream(self) -> tuple[Revocation, ...]:
         return tuple(e for e in self.entries if e.upstream_pending)
 
-    def to_json_bytes(self) -> bytes:
-        """``{"revocations": [...]}``, compact and key-sorted (entries reuse their JSON)."""
-        return ('{"revocations":[' + ",".join(e.json_text for e in self.entries) + "]}").encode()
+    def revoked(self, kinds: Sequence[str]) -> frozenset[tuple[str, str]]:
+        """(id, namespace) of every entry of ``kinds``: a credential is revoked when its id is
+        listed for the namespace its SPIFFE ID names."""
+        return frozenset((e.id, e.namespace) for e in self.entries if e.kind in kinds)
 
-    @classmethod
-    def from_json_bytes(cls, data: bytes) -> RevocationList:
-        try:
-            doc = json.loads(data or b"{}")
-        except ValueError as err:
-            raise ValidationError("revocations", "not valid JSON") from err
-        items = doc.get("revocations", []) if isinstance(doc, dict) else None
-        if not isinstance(items, list):
-            raise ValidationError("revocations", "must be a list")
-        return cls().add(Revocation.from_json(d, f"revocations[{i}]") for i, d in enumerate(items))
+    @cached_property
+    def by_namespace(self) -> Mapping[str, tuple[Revocation, ...]]:
+        grouped: dict[str, list[Revocation]] = defaultdict(list)
+        for entry in self.entries:
+            grouped[entry.namespace].append(entry)
+        return {namespace: tuple(items) for namespace, items in grouped.items()}
+
+    def by_shard(self, count: int) -> list[list[Revocation]]:
+        shards: list[list[Revocation]] = [[] for _ in range(count)]
+        for entry in self.entries:
+            shards[entry.shard(count)].append(entry)
+        return shards
+
+    def published_json(self, namespace: str) -> bytes:
+        """What verifiers in ``namespace`` read: the ids revoked there and when each expires
+        (nothing of other namespaces, no reasons), compact and key-sorted."""
+        expires: dict[str, dict[str, int]] = {kind: {} for kind in PUBLISHED_KINDS}
+        for entry in self.by_namespace.get(namespace, ()):
+            if entry.kind in expires:
+                expires[entry.kind][entry.id] = _epoch(entry.expires_at)
+        doc = {"version": PUBLISHED_VERSION, "namespace": namespace, "expires": expires}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def shard_json(entries: Iterable[Revocation]) -> bytes:
+    """One durable shard: ``{"format": 2, "entries": [row, ...]}``."""
+    rows = ",".join(e.row_text for e in entries)
+    return f'{{"format":{SHARD_FORMAT},"entries":[{rows}]}}'.encode()
+
+
+def parse_shard(data: bytes) -> list[Revocation]:
+    doc = _load(data)
+    if doc.get("format") != SHARD_FORMAT or not isinstance(doc.get("entries"), list):
+        raise ValidationError("revocations", f"not a revocation shard of format {SHARD_FORMAT}")
+    return [Revocation.from_row(row, f"entries[{i}]") for i, row in enumerate(doc["entries"])]
+
+
+def parse_legacy(data: bytes) -> list[Revocation]:
+    """The first release's single list (``{"revocations": [{...}]}``). Its entries name no
+    namespace; each takes the one its SPIFFE ID names, and one whose ID names none is dropped
+    (it can match no credential wio issued)."""
+    doc = _load(data)
+    items = doc.get("revocations", [])
+    if not isinstance(items, list):
+        raise ValidationError("revocations", "must be a list")
+    found = []
+    for i, item in enumerate(items):
+        where = f"revocations[{i}]"
+        if not isinstance(item, dict):
+            raise ValidationError(where, "each entry must be an object")
+        namespace = namespace_of(item.get("spiffeID"))
+        revoked = parse_rfc3339(item.get("revokedAt"))
+        expires = parse_rfc3339(item.get("expiresAt"))
+        if namespace is None or revoked is None or expires is None:
+            continue
+        found.append(
+            Revocation(
+                kind=str(item.get("kind", "")),
+                id=str(item.get("id", "")),
+                namespace=namespace,
+                spiffe_id=str(item.get("spiffeID", "")),
+                revoked_at=revoked,
+                expires_at=expires,
+                reason=str(item.get("reason", "")),
+                key_fingerprint=item.get("keyFingerprint") or None,
+                upstream_pending=bool(item.get("upstreamPending", False)),
+                signer=str(item["signer"]) if item.get("signer") else None,
+            )
+        )
+    return found
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data or b"{}")
+    except ValueError as err:
+        raise ValidationError("revocations", "not valid JSON") from err
+    if not isinstance(doc, dict):
+        raise ValidationError("revocations", "must be a JSON object")
+    return doc

@@ -342,6 +342,8 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
         self.on_not_ready(view)
         fields: dict[str, Any] = {}
         if issued:
+            # Tokens naming this subject go too: the subject itself is no longer allowed.
+            await self.before_revoke(view, "PolicyWithdrawn")
             await self.revoke(view, "PolicyWithdrawn")
             fields = dict.fromkeys(self.credential_fields)
         await self.write_status(view, now, fields, readiness.denied(message))
@@ -453,5 +455,5 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
                 # than the body Kopf holds.
                 view.status = {**view.status, **known.status}
             self.forget(view.key)
-            await self.before_revoke(view)
+            await self.before_revoke(view, reason)
             await self.revoke(view, reason)

@@ -62,9 +62,10 @@ from wio.service.views import ObjectKey, ObjectView, decode_secret_data
 
 log = logging.getLogger(__name__)
 
-#: Called with an identity's key while its finalizer runs, before it lets go: what was issued
-#: on the identity's behalf (its ScopedCredentials) is revoked with it.
-DependentsHook = Callable[[ObjectKey], Awaitable[None]]
+#: Called with an identity's key and the reason while its credential is revoked (its finalizer
+#: runs, or its policy was withdrawn): what was issued on the identity's behalf (its
+#: ScopedCredentials) is revoked with it.
+DependentsHook = Callable[[ObjectKey, str], Awaitable[None]]
 
 
 class IdentityController(
@@ -341,9 +342,9 @@ class IdentityController(
 
     # -- revocation ----------------------------------------------------------------------------
 
-    async def before_revoke(self, view: ObjectView) -> None:
+    async def before_revoke(self, view: ObjectView, reason: str) -> None:
         if self._dependents is not None:
-            await self._dependents(view.key)
+            await self._dependents(view.key, reason)
 
     def recorded_credentials(self, view: ObjectView, now: dt.datetime) -> list[Live]:
         status = view.status
@@ -382,19 +383,20 @@ class IdentityController(
     def _signer_of(self, view: ObjectView) -> str:
         return str(view.spec.get("signer") or "default")
 
+    def subject_of(self, view: ObjectView) -> str:
+        try:
+            return str(self.gate(view, self.parse(view)))
+        except ValidationError:
+            return ""
+
     def revocation_report(
         self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
-        status = view.status
-        serial = status.get("serialNumber")
-        spiffe_id = status.get("spiffeID") or view.key
-        message = f"revoked {spiffe_id} serial {serial or '-'}"
-        fields = {
-            "serial": serial,
-            "keyFingerprint": status.get("keyFingerprint"),
-            "jti": status.get("jwtID"),
-        }
-        return message, fields, ("x509", "success")
+        serials = sorted(item.id for item in live if item.kind == "x509")
+        jtis = sorted(item.id for item in live if item.kind == "jwt")
+        message = f"revoked {self.subject_of(view) or view.key} serial {', '.join(serials) or '-'}"
+        fields = {"serials": serials, "jtis": jtis, "upstreamPending": sorted(pending)}
+        return message, fields, ("x509", "pending" if pending else "success")
 
 
 async def _new_key(key_type: KeyType) -> Any:

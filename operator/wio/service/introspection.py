@@ -45,7 +45,7 @@ from wio.clock import Clock
 from wio.errors import JWTVerificationError
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile, VerifiedToken
-from wio.models.revocation import RevocationList
+from wio.models.revocation import RevocationList, namespace_of
 from wio.names import INTROSPECTION_PATH
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class Introspector:
         self.strangers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
         self._verifiers: dict[tuple[Any, ...], JwtVerifier] = {}
         self._revoked_from: RevocationList | None = None
-        self._revoked: frozenset[str] = frozenset()
+        self._revoked: frozenset[tuple[str, str]] = frozenset()
 
     async def answer(self, authorization: str | None, remote: str, token: str | None) -> Answer:
         """The whole decision for one request (``token`` is the form's ``token`` field)."""
@@ -183,7 +183,7 @@ class Introspector:
         except JWTVerificationError as err:
             log.debug("introspection: inactive token (%s)", err.reason)
             return _INACTIVE
-        if verified.jti is None or verified.jti in self._revoked_jtis():
+        if self._is_revoked(verified):
             log.debug("introspection: inactive token (revoked)")
             return _INACTIVE
         return _active(verified)
@@ -203,7 +203,7 @@ class Introspector:
             except JWTVerificationError as err:
                 reason = err.reason
             else:
-                if verified.jti is not None and verified.jti in self._revoked_jtis():
+                if self._is_revoked(verified):
                     reason = "revoked"
                 elif verified.subject is not None:
                     return verified.subject
@@ -244,12 +244,17 @@ class Introspector:
             self._verifiers[key] = verifier
         return verifier
 
-    def _revoked_jtis(self) -> frozenset[str]:
+    def _is_revoked(self, verified: VerifiedToken) -> bool:
+        """Listed for the namespace its subject names (an entry of another namespace never
+        counts); a token without a ``jti`` or a workload subject is treated as revoked."""
+        namespace = namespace_of(verified.subject)
+        if verified.jti is None or namespace is None:
+            return True
         current = self._revocations()
         if current is not self._revoked_from:
-            self._revoked = frozenset().union(*(current.ids(kind) for kind in _JTI_KINDS))
+            self._revoked = current.revoked(_JTI_KINDS)
             self._revoked_from = current
-        return self._revoked
+        return (verified.jti, namespace) in self._revoked
 
 
 def _unverified_audience(token: str) -> str | None:

@@ -171,6 +171,11 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
         """Every credential this object may still have live (status and its Secret)."""
 
     @abc.abstractmethod
+    def subject_of(self, view: ObjectView) -> str:
+        """The SPIFFE ID this object's credentials name, from spec and namespace (never from
+        status), for the revocation list; empty when it can no longer be known."""
+
+    @abc.abstractmethod
     def revocation_report(
         self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
@@ -198,5 +203,6 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
     def on_forget(self, key: ObjectKey) -> None:
         """The object is gone from the cache."""
 
-    async def before_revoke(self, view: ObjectView) -> None:
-        """The finalizer runs: revoke what was issued on the object's behalf first."""
+    async def before_revoke(self, view: ObjectView, reason: str) -> None:
+        """The object's credential is being revoked (``reason``: deleted, or its policy
+        withdrawn): revoke what was issued on its behalf first."""

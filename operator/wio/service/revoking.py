@@ -41,7 +41,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         """The revoke annotation: list every credential issued so far (upstream too), without
         deleting the Secret, which the fresh issuance that follows replaces in one write."""
         live = self.live_credentials(view, now)
-        pending = await self._revoke_upstream(live)
+        pending = await self._revoke_upstream(view, live)
         await self._store_revocations(view, live, pending, "RevokeRequested", now)
         message, fields, labels = self.revocation_report(view, live, pending)
         message += f" on request ({view.revoke_request}); a new credential follows"
@@ -63,7 +63,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
             except ApiConflict:
                 log.info("Secret %s/%s was replaced meanwhile; left alone", key.namespace, name)
             self.secrets.drop(ObjectKey(key.namespace, name))
-        pending = await self._revoke_upstream(live)
+        pending = await self._revoke_upstream(view, live)
         await self._store_revocations(view, live, pending, reason, now)
         message, fields, labels = self.revocation_report(view, live, pending)
         message += (
@@ -80,11 +80,15 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         now: dt.datetime,
     ) -> None:
         """List ``live`` as revoked until each would have expired; returns once stored."""
-        subject = str(view.status.get("spiffeID") or "")
+        # The namespace is the object's own (metadata, not status): an entry only ever counts
+        # against credentials of that namespace, so an ID copied from another namespace's
+        # certificate or token into this object's status revokes nothing there.
+        subject = self.subject_of(view)
         entries = [
             Revocation(
                 kind=item.kind,
                 id=item.id,
+                namespace=view.key.namespace,
                 spiffe_id=subject,
                 revoked_at=whole_seconds(now),
                 expires_at=item.expires_at,
@@ -119,7 +123,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
                     "kind": self.kind,
                     "namespace": key.namespace,
                     "name": key.name,
-                    "spiffeID": str(view.status.get("spiffeID") or ""),
+                    "spiffeID": self.subject_of(view),
                     **fields,
                     "reason": reason,
                     "time": rfc3339(now),
@@ -129,10 +133,12 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         self.metrics.revocations.labels(*labels).inc()
         log.info("revoked %s (%s): %s", key, reason, message)
 
-    async def _revoke_upstream(self, live: Sequence[Live]) -> set[str]:
+    async def _revoke_upstream(self, view: ObjectView, live: Sequence[Live]) -> set[str]:
         """Tell the signer or Vault; the IDs it did not confirm (retried in the background)."""
-        upstream = self.parts.upstream
-        pending = {i.id for i in live if not await upstream.revoke(i.kind, i.id, i.signer)}
+        upstream, namespace = self.parts.upstream, view.key.namespace
+        pending = {
+            i.id for i in live if not await upstream.revoke(i.kind, i.id, i.signer, namespace)
+        }
         if pending:
             upstream.retry_soon()
         return pending

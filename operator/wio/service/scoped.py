@@ -245,19 +245,46 @@ class ScopedCredentialController(ScopedIssuing):
                 live[facts.credential_id] = facts.expires_at
         return [Live(kind, credential_id, expires) for credential_id, expires in live.items()]
 
+    def subject_of(self, view: ObjectView) -> str:
+        """The referenced identity's SPIFFE ID, from its spec; empty once it is gone."""
+        ref = view.spec.get("identityRef")
+        identity = self.cache.identities.get(ObjectKey(view.key.namespace, str(ref or "")))
+        if identity is None:
+            return ""
+        try:
+            identity_spec = WorkloadIdentitySpec.parse(identity.key.name, identity.spec)
+            subject = SpiffeID.for_workload(
+                self.config.trust_domain, view.key.namespace, identity_spec.service_account
+            )
+        except ValidationError:
+            return ""
+        return str(subject)
+
     def revocation_report(
         self, view: ObjectView, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
         kind = _revoked_kind(view)
         ids = sorted(item.id for item in live)
         what = ", ".join(ids) if kind == "token" else f"{len(ids)} lease(s)"
-        subject = view.status.get("spiffeID") or view.key
-        message = f"revoked {kind} {what or '(none live)'} of {subject}"
+        message = f"revoked {kind} {what or '(none live)'} of {self.subject_of(view) or view.key}"
         fields = {"credential": kind, "ids": ids, "upstreamPending": sorted(pending)}
         return message, fields, (kind, "pending" if pending else "success")
 
-    async def revoke_for_identity(self, identity: ObjectKey) -> None:
-        """The WorkloadIdentity ``identity`` is being deleted: its credentials go with it."""
+    async def revoke_for_identity(self, identity: ObjectKey, reason: str) -> None:
+        """The WorkloadIdentity ``identity`` is being deleted (``reason`` ``Deleted``), or its
+        policy no longer allows it: the credentials naming it go with it."""
+        if reason == "Deleted":
+            revoked_as, blocked_as = "IdentityDeleted", "IdentityNotFound"
+            why = (
+                "was deleted; its credential was revoked and nothing is minted until it "
+                "exists again"
+            )
+        else:
+            revoked_as, blocked_as = "IdentityPolicyWithdrawn", "IdentityNotReady"
+            why = (
+                "is no longer allowed by policy; its credential was revoked and nothing is "
+                "minted until it is Ready again"
+            )
         for key in sorted(self.by_identity.get(identity, ())):
             async with self.locks.hold(key):
                 view = self.views.get(key)
@@ -265,16 +292,13 @@ class ScopedCredentialController(ScopedIssuing):
                 if view is None or not self.live_credentials(view, self.clock.now()):
                     continue
                 self.scheduler.cancel(key)
-                await self.revoke(view, "IdentityDeleted")
-                message = (
-                    f"spec.identityRef: WorkloadIdentity {identity.name} was deleted; its "
-                    "credential was revoked and nothing is minted until it exists again"
-                )
+                await self.revoke(view, revoked_as)
+                message = f"spec.identityRef: WorkloadIdentity {identity.name} {why}"
                 await self.write_status(
                     view,
                     self.clock.now(),
                     dict.fromkeys(self.credential_fields),
-                    readiness.blocked("IdentityNotFound", message),
+                    readiness.blocked(blocked_as, message),
                 )
 
 

@@ -2,10 +2,11 @@
 """Trust distribution: one ConfigMap in every namespace that holds identities.
 
 It carries ``ca.crt`` (the PEM trust bundle), ``bundle.spiffe.json`` (the SPIFFE bundle),
-``jwks.json`` (the JWT keys) and ``revocations.json``. One background task publishes: callers
-only mark namespaces or content as stale, so a burst of issuances or revocations costs one
-write per namespace, not one per event. The SPIFFE bundle's ``spiffe_sequence`` only grows,
-across restarts too: it continues from the highest sequence already published.
+``jwks.json`` (the JWT keys) and ``revocations.json`` (that namespace's revocations only).
+One background task publishes: callers only mark namespaces or content as stale, so a burst
+of issuances or revocations costs one write per namespace, not one per event. The SPIFFE
+bundle's ``spiffe_sequence`` only grows, across restarts too: it continues from the highest
+sequence already published.
 """
 
 from __future__ import annotations
@@ -111,12 +112,12 @@ class TrustPublisher:
         self._built_from = (roots, jwks)
         return self._previous
 
-    async def _content(self) -> dict[str, bytes]:
+    async def _shared_content(self) -> dict[str, bytes]:
+        """What every namespace's ConfigMap carries alike: the bundles and keys."""
         return {
             "ca_bundle_pem": pem_bundle(await self._signers.trust_bundle()),
             "spiffe_bundle_json": await self.spiffe_bundle_json(),
             "jwks_json": await self.jwks_json(),
-            "revocations_json": self._revocations.current.to_json_bytes(),
         }
 
     async def _run(self) -> None:
@@ -137,16 +138,21 @@ class TrustPublisher:
                 self._wake.set()
 
     async def publish_now(self) -> None:
-        content = await self._content()
+        shared = await self._shared_content()
         canonical = json.dumps(
-            {k: v.decode() for k, v in content.items()}, sort_keys=True, separators=(",", ":")
+            {k: v.decode() for k, v in shared.items()}, sort_keys=True, separators=(",", ":")
         )
-        digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        shared_digest = hashlib.sha256(canonical.encode()).digest()
+        revocations = self._revocations.current
         for namespace in sorted(self._wanted):
+            # Each namespace gets only its own revocations: verifiers there check its
+            # workloads' credentials, and no tenant reads another's SPIFFE IDs or serials.
+            listed = revocations.published_json(namespace)
+            digest = hashlib.sha256(shared_digest + listed).hexdigest()[:16]
             if self._published.get(namespace) == digest:
                 continue
             try:
-                await self._store.write(namespace, content, digest)
+                await self._store.write(namespace, {**shared, "revocations_json": listed}, digest)
             except NameTaken as err:
                 log.warning("no trust bundle for namespace %s: %s", namespace, err)
                 self._wanted.discard(namespace)

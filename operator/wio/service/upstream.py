@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 
 from wio.backends.vault_dynamic import VaultDynamicSecrets
 from wio.clock import Clock
-from wio.errors import WioError
+from wio.errors import ForeignCredential, WioError
 from wio.k8s.revocations import RevocationStore
 from wio.metrics import Metrics
 from wio.service.signers import SignerSet
@@ -64,12 +64,13 @@ class UpstreamRevoker:
         except WioError:
             return False
 
-    async def revoke_serial(self, signer_name: str, serial: str) -> bool:
-        """True when the signer confirmed (or cannot revoke at all); False to retry later."""
+    async def revoke_serial(self, signer_name: str, serial: str, namespace: str) -> bool:
+        """True when the signer confirmed, refused for good (a certificate of another
+        namespace) or cannot revoke at all; False to retry later."""
         if not self.revokes_serials(signer_name):
             return True
         signer = self._signers.get(signer_name)
-        return await self._attempt(signer.x509.revoke(serial), signer_name)
+        return await self._attempt(signer.x509.revoke(serial, namespace=namespace), signer_name)
 
     async def revoke_lease(self, lease_id: str) -> bool:
         """True when Vault confirmed; False to retry later."""
@@ -88,19 +89,24 @@ class UpstreamRevoker:
     async def _attempt(self, call: Awaitable[None], source: str) -> bool:
         try:
             await asyncio.wait_for(call, UPSTREAM_TIMEOUT)
+        except ForeignCredential as err:
+            # Not this namespace's to revoke: asking again gets the same answer.
+            log.warning("upstream revocation at %s refused, not retried: %s", source, err)
+            self._metrics.signer_errors.labels(source, "RevokeRefused").inc()
+            return True
         except (WioError, TimeoutError) as err:
             log.warning("upstream revocation at %s deferred: %s", source, err or "timed out")
             self._metrics.signer_errors.labels(source, "RevokeFailed").inc()
             return False
         return True
 
-    async def revoke(self, kind: str, id_: str, signer: str | None) -> bool:
-        """Tell the source of one credential; True when done or nothing upstream revokes it
-        (a JWT, an access token), False when it is left to the retry."""
+    async def revoke(self, kind: str, id_: str, signer: str | None, namespace: str) -> bool:
+        """Tell the source of one credential of ``namespace``; True when done or nothing
+        upstream revokes it (a JWT, an access token), False when it is left to the retry."""
         if kind == "lease":
             return await self.revoke_lease(id_)
         if kind == "x509" and signer:
-            return await self.revoke_serial(signer, id_)
+            return await self.revoke_serial(signer, id_, namespace)
         return True
 
     async def retry_pending(self) -> None:
@@ -108,9 +114,11 @@ class UpstreamRevoker:
         once the credential has expired and there is nothing left to revoke."""
         now = self._clock.now()
         for entry in self._revocations.current.pending_upstream():
-            if entry.expires_at <= now or await self.revoke(entry.kind, entry.id, entry.signer):
+            if entry.expires_at <= now or await self.revoke(
+                entry.kind, entry.id, entry.signer, entry.namespace
+            ):
                 try:
-                    await self._revocations.mark_upstream_done(entry.kind, entry.id)
+                    await self._revocations.mark_upstream_done(entry.key)
                 except WioError as err:
                     log.warning("could not record an upstream revocation: %s", err)
         self._metrics.upstream_pending.set(len(self._revocations.current.pending_upstream()))
