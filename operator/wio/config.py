@@ -37,7 +37,7 @@ The YAML file uses camelCase keys, as a Helm values block would::
     http: {host: 0.0.0.0, port: 8080}
     logLevel: INFO
     revocationConfigMap: wio-revocations  # shards are named wio-revocations-00, -01, …
-    revocationShards: 16
+    revocationShards: 64
     trustConfigMap: wio-trust-bundle
     localCASecret: wio-local-ca
 
@@ -520,10 +520,10 @@ class AdminConfig:
     #: Base name of the ConfigMaps (in the operator namespace) holding the revocation list;
     #: its shards are ``<name>-00`` and on.
     revocation_configmap: str = "wio-revocations"
-    #: How many shards the revocation list is spread over (default 16, at most 64): each
-    #: holds about 5,000 unexpired revocations before nearing the API server's 1 MiB object
-    #: limit. Changing it re-shards the stored list at the next start.
-    revocation_shards: int = 16
+    #: How many ConfigMaps the revocation list may fill (default 64, at most 99): each is
+    #: filled to 128 KiB, about 690 unexpired revocations, so 64 hold some 44,000. Lowering
+    #: it moves the entries of the shards beyond at the next start.
+    revocation_shards: int = 64
     #: ConfigMap name for the trust bundle published in every namespace with identities.
     trust_configmap: str = "wio-trust-bundle"
     #: Secret (in the operator namespace) holding the local CA's keys and certificates.
@@ -555,7 +555,7 @@ class AdminConfig:
         if self.vault is not None and not isinstance(self.vault, VaultSecrets):
             raise ConfigError("vault", "must be a VaultSecrets")
         _integer(self.http_port, "http.port", 1, 65535)
-        _integer(self.revocation_shards, "revocationShards", 1, 64)
+        _integer(self.revocation_shards, "revocationShards", 1, 99)
         if (
             not isinstance(self.http_host, str)
             or not _PRINTABLE.fullmatch(self.http_host)

@@ -107,9 +107,9 @@ async def _store_twenty_thousand(
     await asyncio.gather(*(store.add(entries[i : i + 500]) for i in range(0, 20_000, 500)))
 
     shards = revocation_shards(kube, namespace)
-    assert len(shards) == store.shard_count
+    assert 1 < len(shards) <= store.shard_count
     sizes = [len(json.dumps(s.data).encode()) for s in shards]
-    assert max(sizes) < API_OBJECT_LIMIT // 2, sizes
+    assert max(sizes) < API_OBJECT_LIMIT // 4, sizes
     stored = {e.key for s in shards for e in parse_shard(s.data[DATA_KEY].encode())}
     assert stored == {e.key for e in entries}
 

@@ -170,11 +170,11 @@ async def finalize(h: Harness) -> None:
 def lists_the_serial_and_forgets_it(h: Harness, out: Outcome) -> None:
     """The revoked serial and JWT-SVID are listed; status no longer claims a credential."""
     assert out.status is not None
-    revoked = revoked_ids(out.write("apply", REVOCATIONS_PATH), "x509")
+    revoked = revoked_ids(out.write("create", REVOCATIONS_PATH), "x509")
     assert len(revoked) == 1
     assert "serialNumber" in out.status
     assert out.status["serialNumber"] is None
-    assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "jwt")
+    assert revoked_ids(out.write("create", REVOCATIONS_PATH), "jwt")
     assert SECRET not in h.kube.objects
 
 
@@ -225,7 +225,7 @@ def records_what_the_secret_holds(h: Harness, out: Outcome) -> None:
 
 def lists_the_serial_as_revoked(h: Harness, out: Outcome) -> None:
     serial = h.kube.objects[OBJECT]["status"]["serialNumber"]
-    assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "x509") == {serial}
+    assert revoked_ids(out.write("create", REVOCATIONS_PATH), "x509") == {serial}
     assert h.authority.revoked == [serial]  # the signer was told too
     assert SECRET not in h.kube.objects
 
@@ -285,7 +285,7 @@ SITUATIONS = [
     pytest.param(
         Situation(
             policy_withdrawn,
-            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH), ("merge_patch", STATUS)],
+            writes=[("delete", SECRET), ("create", REVOCATIONS_PATH), ("merge_patch", STATUS)],
             conditions={
                 "Ready": ("False", "PolicyDenied"),
                 "Issuing": ("False", "PolicyDenied"),
@@ -347,7 +347,7 @@ SITUATIONS = [
         Situation(
             issued,
             act=finalize,
-            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH)],
+            writes=[("delete", SECRET), ("create", REVOCATIONS_PATH)],
             conditions=None,
             events=["Revoked"],
             then=lists_the_serial_as_revoked,
@@ -416,8 +416,8 @@ async def test_a_deletion_during_an_issuance_revokes_the_certificate_that_issuan
         steps = done.verbs_and_paths
         assert steps.index(("create", SECRET)) < steps.index(("delete", SECRET))
         written = leaf_certificate(done.write("create", SECRET))
-        assert ("apply", REVOCATIONS_PATH) in steps, f"no revocation list was written: {steps}"
-        revoked = revoked_ids(done.write("apply", REVOCATIONS_PATH), "x509")
+        assert ("create", REVOCATIONS_PATH) in steps, f"no revocation list was written: {steps}"
+        revoked = revoked_ids(done.write("create", REVOCATIONS_PATH), "x509")
         assert format(written.serial_number, "x") in revoked
         assert SECRET not in h.kube.objects  # nothing is left behind
 
@@ -444,7 +444,7 @@ async def test_a_deletion_after_rotations_revokes_every_generation_still_valid()
         # The first JWT-SVID (30 minutes) has expired by now; the rest is still valid.
         assert retired == {("x509", first["serialNumber"]), ("jwt", refreshed["jwtID"])}
         out = await h.step(finalize(h))
-        listed = out.write("apply", REVOCATIONS_PATH)
+        listed = out.write("create", REVOCATIONS_PATH)
         assert revoked_ids(listed, "x509") == {first["serialNumber"], second["serialNumber"]}
         assert revoked_ids(listed, "jwt") == {refreshed["jwtID"], second["jwtID"]}
 
@@ -479,11 +479,11 @@ async def test_the_revoke_annotation_lists_everything_issued_and_issues_afresh()
         h.identities.observe(h.kube.put(OBJECT, stored))
         out = await h.step(h.identities.reconcile(KEY))
         assert out.verbs_and_paths == [
-            ("apply", REVOCATIONS_PATH),
+            ("create", REVOCATIONS_PATH),
             ("apply", SECRET),
             ("merge_patch", STATUS),
         ]
-        listed = revoked_ids(out.write("apply", REVOCATIONS_PATH), "x509")
+        listed = revoked_ids(out.write("create", REVOCATIONS_PATH), "x509")
         assert listed == {first["serialNumber"], second["serialNumber"]}
         status = h.identities.views[KEY].status
         assert status["lastRevocation"] == "key-leak-2026-01"
@@ -529,7 +529,7 @@ async def test_a_status_patched_to_hide_the_credential_does_not_keep_it_alive() 
         assert ("delete", SECRET) in out.verbs_and_paths
         assert ("delete", foreign) not in out.verbs_and_paths
         assert foreign in h.kube.objects
-        listed = out.write("apply", REVOCATIONS_PATH)
+        listed = out.write("create", REVOCATIONS_PATH)
         assert revoked_ids(listed, "x509") == {issued["serialNumber"]}
         assert revoked_ids(listed, "jwt") == {issued["jwtID"]}
 

@@ -203,13 +203,13 @@ def names_the_field(field: str) -> Callable[[Harness, Outcome], Awaitable[None]]
 
 async def lists_the_jti_as_revoked(h: Harness, out: Outcome) -> None:
     jti = h.kube.objects[OBJECT]["status"]["jti"]
-    assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "token") == {jti}
+    assert revoked_ids(out.write("create", REVOCATIONS_PATH), "token") == {jti}
     assert SECRET not in h.kube.objects
 
 
 async def clears_the_credential_from_status(h: Harness, out: Outcome) -> None:
     first_status = (h.kube.since()[1].body or {})["status"]
-    assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "token") == {first_status["jti"]}
+    assert revoked_ids(out.write("create", REVOCATIONS_PATH), "token") == {first_status["jti"]}
     stored = h.kube.objects[OBJECT]["status"]
     for gone in ("jti", "expiresAt", "renewalTime", "specHash", "spiffeID"):
         assert gone not in stored, gone
@@ -291,7 +291,7 @@ SITUATIONS = [
         Situation(
             issued,
             act=finalize,
-            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH)],
+            writes=[("delete", SECRET), ("create", REVOCATIONS_PATH)],
             conditions=None,
             events=["Revoked"],
             then=lists_the_jti_as_revoked,
@@ -302,7 +302,7 @@ SITUATIONS = [
         Situation(
             issued,
             act=identity_deleted,
-            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH), ("merge_patch", STATUS)],
+            writes=[("delete", SECRET), ("create", REVOCATIONS_PATH), ("merge_patch", STATUS)],
             conditions={
                 "Ready": ("False", "IdentityNotFound"),
                 "Issuing": ("False", "IdentityNotFound"),
@@ -318,7 +318,7 @@ SITUATIONS = [
         Situation(
             crashed_before_the_status_patch,
             act=identity_deleted,
-            writes=[("delete", SECRET), ("apply", REVOCATIONS_PATH), ("merge_patch", STATUS)],
+            writes=[("delete", SECRET), ("create", REVOCATIONS_PATH), ("merge_patch", STATUS)],
             conditions={
                 "Ready": ("False", "IdentityNotFound"),
                 "Issuing": ("False", "IdentityNotFound"),
@@ -368,7 +368,7 @@ async def test_a_deletion_after_a_rotation_revokes_the_previous_token_too() -> N
         assert second["jti"] != first["jti"]
         assert [r["id"] for r in second["retiredCredentials"]] == [first["jti"]]
         out = await h.step(finalize(h))
-        assert revoked_ids(out.write("apply", REVOCATIONS_PATH), "token") == {
+        assert revoked_ids(out.write("create", REVOCATIONS_PATH), "token") == {
             first["jti"],
             second["jti"],
         }

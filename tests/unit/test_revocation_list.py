@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 
 import pytest
 
@@ -158,14 +157,3 @@ def test_the_first_release_list_is_read_with_namespaces_taken_from_spiffe_ids() 
 )
 def test_the_namespace_of_a_workload_spiffe_id(spiffe_id: object, namespace: str | None) -> None:
     assert namespace_of(spiffe_id) == namespace
-
-
-def test_entries_spread_evenly_over_shards_and_always_land_in_the_same_one() -> None:
-    entries = [_entry(f"{i:032x}", namespace=f"ns{i % 3}") for i in range(16_000)]
-    counts = Counter(e.shard(16) for e in entries)
-    assert set(counts) == set(range(16))
-    assert max(counts.values()) < 1.15 * 1000
-    assert min(counts.values()) > 0.85 * 1000
-    assert [e.shard(16) for e in entries[:50]] == [
-        Revocation(e.kind, e.id, e.namespace, "", T0, T0, "x").shard(16) for e in entries[:50]
-    ]

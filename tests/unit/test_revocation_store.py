@@ -65,7 +65,7 @@ async def test_a_refused_write_is_a_retryable_error_and_the_next_write_carries_e
     kube = RecordingKube()
     store = _store(kube)
     kube.fail_next(
-        "apply", _path(0), ApiRejected("Too long: must have at most 1048576 bytes", status=422)
+        "create", _path(0), ApiRejected("Too long: must have at most 1048576 bytes", status=422)
     )
     with pytest.raises(RetryableError) as refused:
         await store.add([_entry("aa", dt.timedelta(hours=1))])
@@ -87,30 +87,54 @@ async def test_expired_entries_leave_the_stored_list() -> None:
 
 async def test_twenty_thousand_revocations_fit_in_shards_far_below_the_object_limit() -> None:
     kube = RecordingKube()
-    store = _store(kube, shards=16)
+    store = _store(kube, shards=64)
     ids = [f"{i:032x}" for i in range(20_000)]
     for start in range(0, len(ids), 1000):
+        batch = ids[start : start + 1000]
         await store.add(
-            _entry(i, dt.timedelta(hours=24), f"team-{j % 40}")
-            for j, i in enumerate(ids[start : start + 1000], start)
+            _entry(i, dt.timedelta(hours=24), f"team-{j % 40}") for j, i in enumerate(batch)
         )
     sizes = {path: len(body["data"][DATA_KEY]) for path, body in kube.objects.items()}
-    assert len(sizes) == 16
-    assert max(sizes.values()) < 512 * 1024  # the API server refuses an object over 1 MiB
+    assert max(sizes.values()) <= 192 * 1024  # the API server refuses an object over 1 MiB
     assert _stored(kube) == set(ids)
-    again = _store(kube, shards=16)
+    again = _store(kube, shards=64)
     await again.load()
     assert len(again.current) == 20_000
 
 
-async def test_a_write_touches_only_the_shards_that_hold_new_entries() -> None:
+async def test_a_burst_of_revocations_rewrites_only_the_shard_being_filled() -> None:
+    """Entries fill one shard at a time, so a write costs one shard, not the whole list."""
     kube = RecordingKube()
-    store = _store(kube, shards=16)
-    await store.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(200)])
+    store = _store(kube, shards=8)
+    await store.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(2000)])
     mark = kube.mark()
-    one = _entry("ab" * 16, dt.timedelta(hours=1))
-    await store.add([one])
-    assert [c.path for c in kube.writes(mark)] == [_path(one.shard(16))]
+    await store.add([_entry("ab" * 16, dt.timedelta(hours=1))])
+    assert len(kube.writes(mark)) == 1
+    await store.add([_entry(f"{i:032x}", dt.timedelta(hours=1), "b") for i in range(100)])
+    assert len(kube.writes(mark)) == 2
+
+
+async def test_a_full_shard_makes_the_next_one_fill_and_a_full_list_is_retried() -> None:
+    kube = RecordingKube()
+    clock = FakeClock(T0)
+    budget = 40 * 200  # about 40 entries a shard
+    store = RevocationStore(
+        cast(KubeClient, kube),
+        namespace=NS,
+        name="wio-revocations",
+        clock=clock,
+        shards=2,
+        budget=budget,
+    )
+    await store.add([_entry(f"{i:032x}", dt.timedelta(minutes=5)) for i in range(40)])
+    await store.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(40, 80)])
+    assert {len(parse_shard(b["data"][DATA_KEY].encode())) for b in kube.objects.values()} == {40}
+    with pytest.raises(RetryableError) as full:
+        await store.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(80, 150)])
+    assert "revocationShards" in str(full.value)
+    clock.advance(10 * 60)  # the first 40 expire and make room
+    await store.add([])
+    assert _stored(kube) == {f"{i:032x}" for i in range(40, 150)}
 
 
 async def test_the_first_release_single_list_is_migrated_into_shards_and_deleted() -> None:
@@ -147,17 +171,17 @@ async def test_the_first_release_single_list_is_migrated_into_shards_and_deleted
 async def test_fewer_shards_move_every_entry_and_empty_the_shards_left_over() -> None:
     kube = RecordingKube()
     first = _store(kube, shards=8)
+    first._filling = 7  # as if the first shards had filled up earlier
     await first.add([_entry(f"{i:032x}", dt.timedelta(hours=1)) for i in range(100)])
     second = _store(kube, shards=2)
     await second.load()
     assert len(second.current) == 100
-    for index in range(2, 8):
-        assert parse_shard(kube.objects[_path(index)]["data"][DATA_KEY].encode()) == []
+    assert parse_shard(kube.objects[_path(7)]["data"][DATA_KEY].encode()) == []
+    assert _stored(kube) == {f"{i:032x}" for i in range(100)}
+    mark = kube.mark()
     third = _store(kube, shards=2)
     await third.load()
     assert len(third.current) == 100
-    mark = kube.mark()
-    await _store(kube, shards=2).load()
     assert kube.writes(mark) == []  # nothing left to move: a start writes nothing
 
 

@@ -1,25 +1,27 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The durable revocation list: sharded ConfigMaps in the operator's namespace, written coalesced.
+"""The durable revocation list: ConfigMaps in the operator's namespace, filled one at a time.
 
 Storage only: the controllers decide what is revoked; this module keeps it.
 
-**Sharded.** No one object grows with the fleet: entries are spread by a hash of their key
-over ``shards`` ConfigMaps named ``<name>-00``, ``<name>-01``, … (16 by default; at about
-190 bytes an entry, each holds some 5,000 before it nears the API server's 1 MiB limit, so
-the default keeps about 80,000 unexpired revocations). A write touches only the shards whose
-entries changed. Entries leave as their credential expires: a shard that held one is
-rewritten with the next write.
+**Sharded, filled in order.** No one object grows with the fleet: entries go into
+``<name>-00``, ``<name>-01``, … (at most ``shards``, 64 by default). New entries join the
+shard being filled until it holds ``SHARD_BUDGET_BYTES`` (128 KiB), then the emptiest shard
+is filled next. An entry stays in its shard until its credential has expired, and a write
+touches only the shards whose entries changed: a burst of revocations rewrites one or two
+small shards, not the whole list. At about 190 bytes an entry, the default holds some 44,000
+unexpired revocations (66,000 before any shard refuses more).
 
 **Durable before a finalizer lets go.** ``add`` returns only once every shard that holds a
 new entry is stored. Concurrent revocations share writes: while one write is in flight,
 later entries wait and go out together in the next, so deleting a thousand identities costs
-far fewer than a thousand writes. A write the API server refuses is a retryable error (the
-finalizer waiting on it backs off and tries again), never a permanent one.
+far fewer than a thousand writes. A write the API server refuses, or a list with no room
+left, is a retryable error (the finalizer waiting on it backs off and tries again while
+expiring entries make room), never a permanent one.
 
-**Migration.** At start the store lists wio's ConfigMaps in its namespace: the first
-release's single list (``<name>``) and shards of another count are read, rewritten into the
-current shards, then the old list is deleted (with its UID as a precondition) and shards
-beyond the count are emptied.
+**Migration.** At start the store lists wio's ConfigMaps in its namespace. The first
+release's single list (``<name>``) and shards beyond the configured count are moved into
+the shards; then the old list is deleted (with its UID as a precondition) and the extra
+shards are emptied.
 """
 
 from __future__ import annotations
@@ -46,16 +48,23 @@ from wio.names import MANAGED_BY, MANAGER
 log = logging.getLogger(__name__)
 DATA_KEY = "revocations.json"
 #: The default shard count (see the module docstring for what it holds).
-DEFAULT_SHARDS = 16
-MAX_SHARDS = 64
-#: How soon a write the API server refused is tried again.
+DEFAULT_SHARDS = 64
+MAX_SHARDS = 99
+#: A shard is filled up to this many bytes of entries. Small, because the shard being filled
+#: is rewritten whole with every write of a burst, and the API server decodes and caches each
+#: version; far below its 1 MiB object limit. Once every shard is that full the emptiest takes
+#: more, up to one and a half times this, beyond which the list counts as full.
+SHARD_BUDGET_BYTES = 128 * 1024
+#: How soon a write the API server refused (or a full list) is tried again.
 REJECTED_RETRY_SECONDS = 30.0
-#: A shard this large is logged as a warning: the API server refuses objects over 1 MiB.
-WARN_SHARD_BYTES = 768 * 1024
 
 
 def shard_names(name: str, count: int) -> list[str]:
     return [f"{name}-{index:02d}" for index in range(count)]
+
+
+def _cost(entry: Revocation) -> int:
+    return len(entry.row_text) + 1
 
 
 class RevocationStore:
@@ -67,6 +76,7 @@ class RevocationStore:
         name: str,
         clock: Clock,
         shards: int = DEFAULT_SHARDS,
+        budget: int = SHARD_BUDGET_BYTES,
     ) -> None:
         if not 1 <= shards <= MAX_SHARDS:
             raise ValueError(f"shards must be 1 to {MAX_SHARDS}")
@@ -76,10 +86,19 @@ class RevocationStore:
         self._names = shard_names(name, shards)
         self._shard_pattern = re.compile(re.escape(name) + r"-(\d\d)")
         self._clock = clock
+        self._budget = budget
+        self._hard_limit = budget * 3 // 2
         self._lock = asyncio.Lock()
+        #: Each shard's entries, and its size in bytes.
+        self._shards: list[dict[Key, Revocation]] = [{} for _ in range(shards)]
+        self._sizes = [0] * shards
+        self._where: dict[Key, int] = {}
+        self._filling = 0
         self._dirty: set[int] = set()
         #: Shards of an earlier, larger count: emptied by the next write.
         self._stale: set[str] = set()
+        #: The shards that exist (listed at start, or written since).
+        self._existing: set[str] = set()
         self.current = RevocationList()
 
     @property
@@ -87,10 +106,9 @@ class RevocationStore:
         return len(self._names)
 
     async def load(self) -> None:
-        """Read every shard (and an earlier layout, which is migrated at once)."""
+        """Read every shard (and an earlier layout, which is moved at once)."""
         legacy_uid: str | None = None
-        found: list[Revocation] = []
-        misplaced = False
+        moved: list[Revocation] = []
         for body in await self._kube.list(
             configmap_path(self._namespace), label_selector=f"{MANAGED_BY}={MANAGER}"
         ):
@@ -98,27 +116,32 @@ class RevocationStore:
             name = str(meta.get("name", ""))
             raw = ((body.get("data") or {}).get(DATA_KEY) or "").encode()
             match = self._shard_pattern.fullmatch(name)
+            if match is not None:
+                self._existing.add(name)
             try:
                 if name == self._legacy:
                     legacy_uid = meta.get("uid")
-                    found += parse_legacy(raw)
+                    moved += parse_legacy(raw)
                 elif match is not None:
                     entries = parse_shard(raw)
                     index = int(match.group(1))
-                    if index >= self.shard_count and entries:
+                    if index < self.shard_count:
+                        for entry in entries:
+                            self._place(entry, index)
+                    elif entries:
                         self._stale.add(name)  # of a larger count: emptied once moved
-                    found += entries
-                    misplaced |= any(e.shard(self.shard_count) != index for e in entries)
+                        moved += entries
             except ValidationError as err:
                 # Revocations must never be lost quietly: a list wio cannot read stops it.
                 raise ValidationError(
                     f"ConfigMap {self._namespace}/{name}", f"unreadable revocation list: {err}"
                 ) from err
-        self.current = RevocationList().add(found).prune(self._clock.now())
-        if legacy_uid is not None or self._stale or misplaced:
-            self._dirty = set(range(self.shard_count))
-            await self._flush()
-            log.info("revocation list migrated into %d shards", self.shard_count)
+        self._filling = self._sizes.index(min(self._sizes))
+        self.current = RevocationList().add(e for shard in self._shards for e in shard.values())
+        self._prune()
+        if moved or legacy_uid is not None:
+            await self.add(moved)
+            log.info("revocation list moved into shards of %s", self._legacy)
         if legacy_uid is not None:
             # Replaced meanwhile by someone else (409): not wio's to delete.
             with contextlib.suppress(ApiConflict):
@@ -127,33 +150,78 @@ class RevocationStore:
                 )
 
     async def add(self, entries: Iterable[Revocation]) -> None:
-        items = list(entries)
-        self.current = self.current.add(items)
-        self._dirty.update(e.shard(self.shard_count) for e in items)
+        new = [e for e in entries if e.key not in self._where]
+        self.current = self.current.add(new)
+        for entry in new:
+            if entry.key not in self._where:  # listed twice in one call
+                self._place(entry, self._shard_with_room(_cost(entry)))
         await self._flush()
 
     async def mark_upstream_done(self, key: Key) -> None:
+        index = self._where.get(key)
+        if index is None:
+            return
         self.current = self.current.mark_upstream_done(key)
-        self._dirty.update(e.shard(self.shard_count) for e in self.current.entries if e.key == key)
+        done = next(e for e in self.current.entries if e.key == key)
+        self._shards[index][key] = done
+        self._dirty.add(index)
         await self._flush()
+
+    def _place(self, entry: Revocation, index: int) -> None:
+        self._shards[index][entry.key] = entry
+        self._sizes[index] += _cost(entry)
+        self._where[entry.key] = index
+        self._dirty.add(index)
+
+    def _shard_with_room(self, cost: int) -> int:
+        """The shard being filled, or the emptiest once it is full."""
+        if self._sizes[self._filling] + cost > self._budget:
+            self._filling = self._sizes.index(min(self._sizes))
+        return self._filling
+
+    def _spill(self, index: int) -> None:
+        """Move a too-full shard's newest entries to shards that have room again."""
+        shard = self._shards[index]
+        while self._sizes[index] > self._hard_limit and shard:
+            key = next(reversed(shard))
+            cost = _cost(shard[key])
+            target = self._sizes.index(min(self._sizes))
+            if self._sizes[target] + cost > self._hard_limit:
+                return
+            entry = shard.pop(key)
+            self._sizes[index] -= cost
+            self._place(entry, target)
+
+    def _prune(self) -> None:
+        """Entries whose credential has expired (and that need no more upstream work) leave
+        their shards, which are written with the next flush."""
+        before = self.current
+        self.current = before.prune(self._clock.now())
+        if self.current is before:
+            return
+        kept = set(self.current.entries)
+        for entry in before.entries:
+            if entry not in kept:
+                index = self._where.pop(entry.key)
+                del self._shards[index][entry.key]
+                self._sizes[index] -= _cost(entry)
+                self._dirty.add(index)
 
     async def _flush(self) -> None:
         async with self._lock:
+            self._prune()
             if not self._dirty and not self._stale:
                 return  # someone else's write already carried our entries
-            # Entries whose credential has expired (and need no more upstream work) leave
-            # with this write: the shards that held them are written too.
-            before = self.current
-            self.current = before.prune(self._clock.now())
-            if self.current is not before:
-                kept = set(self.current.entries)
-                self._dirty.update(
-                    e.shard(self.shard_count) for e in before.entries if e not in kept
-                )
+            for index in sorted(self._dirty):
+                self._spill(index)
             dirty, self._dirty = sorted(self._dirty), set()
             stale, self._stale = sorted(self._stale), set()
-            shards = self.current.by_shard(self.shard_count)
-            writes = {self._names[i]: shard_json(shards[i]) for i in dirty}
+            writes = {
+                self._names[i]: shard_json(self._shards[i].values())
+                for i in dirty
+                if self._sizes[i] <= self._hard_limit
+            }
+            full = [self._names[i] for i in dirty if self._names[i] not in writes]
             writes.update((name, shard_json(())) for name in stale)
             results = await asyncio.gather(
                 *(self._write(name, data) for name, data in writes.items()),
@@ -164,17 +232,23 @@ class RevocationStore:
                 for name, result in zip(writes, results, strict=True)
                 if isinstance(result, BaseException)
             ]
-            for name, _ in failed:
+            for name in [*full, *(name for name, _ in failed)]:
                 # The next caller retries with everything the shard holds by then.
                 if name in self._names:
                     self._dirty.add(self._names.index(name))
                 else:
                     self._stale.add(name)
+            if full:
+                raise ApiUnavailable(
+                    f"the revocation list is full ({self.shard_count} shards); raise "
+                    "revocationShards. Will retry as entries expire",
+                    retry_after=REJECTED_RETRY_SECONDS,
+                )
             if failed:
                 name, err = failed[0]
                 if isinstance(err, ApiRejected):
-                    # Refused as it is (too large, say): a finalizer waiting on this retries
-                    # with backoff, never gives up; expiring entries make room meanwhile.
+                    # Refused as it is: a finalizer waiting on this retries with backoff,
+                    # never gives up; expiring entries make room meanwhile.
                     raise ApiUnavailable(
                         f"revocation shard {name} could not be stored, will retry: {err}",
                         retry_after=REJECTED_RETRY_SECONDS,
@@ -182,21 +256,28 @@ class RevocationStore:
                 raise err
 
     async def _write(self, name: str, data: bytes) -> None:
-        if len(data) > WARN_SHARD_BYTES:
-            log.warning(
-                "revocation shard %s holds %d KiB, near the API server's 1 MiB limit: raise "
-                "revocationShards",
-                name,
-                len(data) // 1024,
-            )
-        body = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": name,
-                "namespace": self._namespace,
-                "labels": {MANAGED_BY: MANAGER},
-            },
-            "data": {DATA_KEY: data.decode()},
-        }
-        await self._kube.apply(configmap_path(self._namespace, name), body)
+        """Create the shard, or merge-patch its data. Not server-side apply: the API server
+        decodes an apply patch as YAML, which for a shard of half a MiB costs it far more CPU
+        than JSON does, and a mass revocation writes shards many times a second."""
+        path = configmap_path(self._namespace, name)
+        patch = {"data": {DATA_KEY: data.decode()}}
+        if name not in self._existing:
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": self._namespace,
+                    "labels": {MANAGED_BY: MANAGER},
+                },
+                **patch,
+            }
+            try:
+                await self._kube.create(configmap_path(self._namespace), body, metadata_only=True)
+            except ApiConflict:
+                pass  # there already (made before a restart, say): patch it below
+            else:
+                self._existing.add(name)
+                return
+        await self._kube.merge_patch(path, patch)
+        self._existing.add(name)

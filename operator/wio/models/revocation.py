@@ -13,7 +13,7 @@ an entry is (kind, id, namespace).
 Three shapes, each made here so they cannot drift:
 
 - the durable shard (``shard_json`` / ``parse_shard``): compact rows, every field, in the
-  operator's namespace (``wio.k8s.revocations`` decides which shard holds which entry);
+  operator's namespace (``wio.k8s.revocations`` decides which shard holds an entry);
 - the published list of one namespace (``published_json``): only what a verifier needs,
   ``{"version": 2, "namespace": ns, "expires": {kind: {id: unix time}}}``;
 - the first release's single-list form (``parse_legacy``), read once to migrate it.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -93,16 +92,6 @@ class Revocation:
     @property
     def key(self) -> Key:
         return (self.kind, self.id, self.namespace)
-
-    @cached_property
-    def _digest(self) -> int:
-        text = "\0".join(self.key).encode()
-        return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
-
-    def shard(self, count: int) -> int:
-        """Which of ``count`` shards holds this entry: a hash of its key, so entries spread
-        evenly whatever the namespaces, and the same entry always lands in the same shard."""
-        return self._digest % count
 
     @cached_property
     def row_text(self) -> str:
@@ -210,12 +199,6 @@ class RevocationList:
         for entry in self.entries:
             grouped[entry.namespace].append(entry)
         return {namespace: tuple(items) for namespace, items in grouped.items()}
-
-    def by_shard(self, count: int) -> list[list[Revocation]]:
-        shards: list[list[Revocation]] = [[] for _ in range(count)]
-        for entry in self.entries:
-            shards[entry.shard(count)].append(entry)
-        return shards
 
     def published_json(self, namespace: str) -> bytes:
         """What verifiers in ``namespace`` read: the ids revoked there and when each expires

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # revocation list in the operator's namespace is written before a finalizer lets go; this is
 # only the fan-out, and verifiers poll it far less often than twice a second.
 DEBOUNCE_SECONDS = 0.5
+# At most this long when the last pass wrote a lot: one second per WRITTEN_BYTES_PER_SECOND.
+MAX_DEBOUNCE_SECONDS = 10.0
+WRITTEN_BYTES_PER_SECOND = 100_000
 # How often the signers' bundles and keys are re-read for changes wio was not told about.
 RECHECK_SECONDS = 60.0
 
@@ -50,6 +53,7 @@ class TrustPublisher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.publishes = 0
+        self._pause = 0.0  # seconds the next pass waits, from what the last one wrote
 
     async def load(self) -> None:
         """Learn what is already published, so a restart rewrites nothing that is current."""
@@ -128,7 +132,10 @@ class TrustPublisher:
                 await asyncio.wait_for(self._wake.wait(), RECHECK_SECONDS)
             except TimeoutError:
                 self._signers.invalidate()
-            await asyncio.sleep(DEBOUNCE_SECONDS)
+            # Longer after a pass that wrote much (a namespace's list grows during a mass
+            # revocation): rewriting a large ConfigMap twice a second costs the API server
+            # far more than verifiers gain from it.
+            await asyncio.sleep(max(DEBOUNCE_SECONDS, min(MAX_DEBOUNCE_SECONDS, self._pause)))
             self._wake.clear()
             try:
                 await self.publish_now()
@@ -144,6 +151,7 @@ class TrustPublisher:
         )
         shared_digest = hashlib.sha256(canonical.encode()).digest()
         revocations = self._revocations.current
+        written = 0
         for namespace in sorted(self._wanted):
             # Each namespace gets only its own revocations: verifiers there check its
             # workloads' credentials, and no tenant reads another's SPIFFE IDs or serials.
@@ -165,3 +173,5 @@ class TrustPublisher:
                 continue
             self._published[namespace] = digest
             self.publishes += 1
+            written += len(listed)
+        self._pause = written / WRITTEN_BYTES_PER_SECOND
