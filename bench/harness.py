@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 OPERATOR_USER = "wio-operator"
 GROUP_PATH = "/apis/identity.wio.dev/v1alpha1"
+BENCH_NAMESPACE = "wio-system"
+BENCH_TRUST_DOMAIN = "bench.wio.local"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -148,6 +150,25 @@ class AuditLog:
                 key = f"{resource}/{event.get('verb')}"
                 counts[key] = counts.get(key, 0) + 1
         return counts
+
+
+def bench_operator(cluster: ControlPlane, workdir: Path) -> OperatorProcess:
+    """``wio run`` as every benchmark runs it: issuance limits far above the load, so the
+    API path and the operator's own work are what is measured."""
+    return OperatorProcess(
+        cluster,
+        {
+            "trustDomain": BENCH_TRUST_DOMAIN,
+            "operatorNamespace": BENCH_NAMESPACE,
+            "logLevel": "WARNING",
+            "rateLimits": {
+                "issuancePerSecond": 500,
+                "issuanceBurst": 500,
+                "maxInflightWrites": 32,
+            },
+        },
+        workdir,
+    )
 
 
 def start_cluster(workdir: Path) -> ControlPlane:

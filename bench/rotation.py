@@ -34,6 +34,7 @@ from bench.harness import (
     OperatorProcess,
     admin,
     allow_short_ttls,
+    bench_operator,
     ensure_namespace,
     gather_bounded,
     identity,
@@ -329,7 +330,17 @@ async def phase_revoke_all(
     waiter = asyncio.create_task(asyncio.wait_for(run(), 900))
     await asyncio.sleep(0.5)
     began = time.monotonic()
-    await kube.request("DELETE", f"{GROUP_PATH}/namespaces/{namespace}/workloadidentities")
+    if count <= 1000:
+        await kube.request("DELETE", f"{GROUP_PATH}/namespaces/{namespace}/workloadidentities")
+    else:
+        # One delete-collection of more objects than the API server gets through within its
+        # one-minute request timeout stops part-way; delete each object instead, many at a
+        # time, as a namespace deletion or `kubectl delete --all` does.
+        path = f"{GROUP_PATH}/namespaces/{namespace}/workloadidentities"
+        await gather_bounded(
+            [lambda name=name: kube.delete(f"{path}/{name}") for name in sorted(names)],
+            CONCURRENCY,
+        )
     await waiter
     return time.monotonic() - began
 
@@ -347,20 +358,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         cluster = start_cluster(workdir)
         access = admin(cluster)
         kube = KubeClient(access, max_inflight=64)
-        operator = OperatorProcess(
-            cluster,
-            {
-                "trustDomain": "bench.wio.local",
-                "operatorNamespace": "wio-system",
-                "logLevel": "WARNING",
-                "rateLimits": {
-                    "issuancePerSecond": 500,
-                    "issuanceBurst": 500,
-                    "maxInflightWrites": 32,
-                },
-            },
-            workdir,
-        )
+        operator = bench_operator(cluster, workdir)
         try:
             await install_crds(kube)
             await ensure_namespace(kube, "wio-system")

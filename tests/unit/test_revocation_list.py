@@ -157,3 +157,14 @@ def test_the_first_release_list_is_read_with_namespaces_taken_from_spiffe_ids() 
 )
 def test_the_namespace_of_a_workload_spiffe_id(spiffe_id: object, namespace: str | None) -> None:
     assert namespace_of(spiffe_id) == namespace
+
+
+def test_a_namespace_list_too_large_for_its_configmap_keeps_the_latest_and_says_so() -> None:
+    listed = RevocationList().add(_entry(f"{i:032x}", i, namespace="big") for i in range(100))
+    whole = json.loads(listed.published_json("big"))
+    assert len(whole["expires"]["x509"]) == 100
+    assert "truncated" not in whole
+    cut = json.loads(listed.published_json("big", max_bytes=48 * 10))
+    assert set(cut["expires"]["x509"]) == {f"{i:032x}" for i in range(90, 100)}
+    assert cut["truncated"] is True
+    assert len(listed.published_json("big", max_bytes=48 * 10)) < 48 * 10 + 200

@@ -183,6 +183,8 @@ async def test_fewer_shards_move_every_entry_and_empty_the_shards_left_over() ->
     await third.load()
     assert len(third.current) == 100
     assert kube.writes(mark) == []  # nothing left to move: a start writes nothing
+    await third.add([_entry("ab" * 16, dt.timedelta(hours=1))])
+    assert len(kube.writes(mark)) == 1  # and the next revocation writes one shard
 
 
 async def test_an_unreadable_shard_stops_the_start_and_names_the_configmap() -> None:

@@ -136,6 +136,7 @@ class RevocationStore:
                 raise ValidationError(
                     f"ConfigMap {self._namespace}/{name}", f"unreadable revocation list: {err}"
                 ) from err
+        self._dirty.clear()  # what was read is stored as it is
         self._filling = self._sizes.index(min(self._sizes))
         self.current = RevocationList().add(e for shard in self._shards for e in shard.values())
         self._prune()

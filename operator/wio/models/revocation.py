@@ -38,6 +38,11 @@ KINDS = ("x509", "jwt", "token", "lease")
 PUBLISHED_KINDS = ("x509", "jwt", "token")
 SHARD_FORMAT = 2
 PUBLISHED_VERSION = 2
+#: A namespace's published list stays below this, so its trust ConfigMap (with the bundles)
+#: stays below the API server's 1 MiB object limit.
+PUBLISHED_MAX_BYTES = 900 * 1024
+#: Quotes, colon, comma and a 10-digit time around each published id.
+_PUBLISHED_ENTRY_OVERHEAD = 16
 
 Key = tuple[str, str, str]  # (kind, id, namespace)
 
@@ -200,14 +205,32 @@ class RevocationList:
             grouped[entry.namespace].append(entry)
         return {namespace: tuple(items) for namespace, items in grouped.items()}
 
-    def published_json(self, namespace: str) -> bytes:
+    def published_json(self, namespace: str, max_bytes: int = PUBLISHED_MAX_BYTES) -> bytes:
         """What verifiers in ``namespace`` read: the ids revoked there and when each expires
-        (nothing of other namespaces, no reasons), compact and key-sorted."""
+        (nothing of other namespaces, no reasons), compact and key-sorted.
+
+        Beyond ``max_bytes`` (a namespace with some 18,000 unexpired revocations) the earliest
+        revoked are left out and ``"truncated": true`` says so: the ConfigMap must still fit,
+        so that bundle and key changes keep reaching the namespace, and a verifier that sees
+        the flag asks introspection, which always has the whole list.
+        """
+        entries = [e for e in self.by_namespace.get(namespace, ()) if e.kind in PUBLISHED_KINDS]
+        size, keep = 0, len(entries)
+        for index in range(len(entries) - 1, -1, -1):  # latest revoked first
+            size += len(entries[index].id) + _PUBLISHED_ENTRY_OVERHEAD
+            if size > max_bytes:
+                keep = len(entries) - 1 - index
+                break
         expires: dict[str, dict[str, int]] = {kind: {} for kind in PUBLISHED_KINDS}
-        for entry in self.by_namespace.get(namespace, ()):
-            if entry.kind in expires:
-                expires[entry.kind][entry.id] = _epoch(entry.expires_at)
-        doc = {"version": PUBLISHED_VERSION, "namespace": namespace, "expires": expires}
+        for entry in entries[len(entries) - keep :]:
+            expires[entry.kind][entry.id] = _epoch(entry.expires_at)
+        doc: dict[str, Any] = {
+            "version": PUBLISHED_VERSION,
+            "namespace": namespace,
+            "expires": expires,
+        }
+        if keep < len(entries):
+            doc["truncated"] = True
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
