@@ -1,38 +1,28 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The install manifests (deploy/, charts/wio/, Dockerfile) say what the operator needs, safely.
+"""The plain install manifests (deploy/, Dockerfile) say what the operator needs, safely.
 
 Pure file checks: every document parses; the pod runs unprivileged and read-only; RBAC has no
-wildcards and the chart grants exactly what deploy/rbac.yaml grants; the chart ships the same
-CRDs as crds/; the shipped configuration is one the operator accepts. There is no helm binary
-here, so chart templates are rendered by ``_render`` below: a deliberately small evaluator for
-the handful of template forms the chart uses, which refuses any form it does not know.
+wildcards; the chart's CRD files are the repository's; the shipped configuration is one the
+operator accepts. The chart's templates are checked by Helm itself and the real API server
+(tests/integration/test_chart.py).
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from wio.config import AdminConfig, parse_config
+from wio.config import parse_config
 
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 CHART = REPO / "charts" / "wio"
-RELEASE_NAMESPACE = "wio-system"
 CONFIG_PATH = "/etc/wio/config.yaml"
-CLUSTER_SCOPED = (
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-)
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -54,117 +44,6 @@ def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict
     return found[0]
 
 
-# -- a minimal Helm renderer ------------------------------------------------------------------
-
-_COMMENT = re.compile(r"\{\{-?\s*/\*.*?\*/\s*-?\}\}", re.DOTALL)
-_ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_LABEL_INCLUDES = ('include "wio.labels" .', 'include "wio.selectorLabels" .')
-_UNSET = object()
-
-
-def _lookup(values: dict[str, Any], dotted: str) -> Any:
-    current: Any = values
-    for key in dotted.split("."):
-        if not isinstance(current, dict) or key not in current:
-            return None
-        current = current[key]
-    return current
-
-
-def _block(value: Any, filters: list[str]) -> str:
-    indent = re.fullmatch(r"nindent (\d+)", filters[0]) if len(filters) == 1 else None
-    if indent is None:
-        raise ValueError(f"toYaml is only rendered with one nindent here, not {filters}")
-    pad = " " * int(indent.group(1))
-    dumped = yaml.safe_dump(value, default_flow_style=False, sort_keys=False).rstrip()
-    return "\n" + "\n".join(pad + line for line in dumped.splitlines())
-
-
-def _evaluate(expression: str, values: dict[str, Any], chart: dict[str, Any], dot: Any) -> Any:
-    """One inline action of the forms the chart uses; anything else is refused."""
-    head, *filters = [part.strip() for part in expression.split("|")]
-    value: Any
-    if head in _LABEL_INCLUDES:
-        return _UNSET  # labels: not what these tests check; the line is dropped
-    if head == "toYaml .":
-        return _block(dot, filters)
-    if head.startswith("toYaml .Values."):
-        return _block(_lookup(values, head.removeprefix("toYaml .Values.")), filters)
-    if head == ".":
-        value = dot
-    elif head == ".Release.Namespace":
-        value = RELEASE_NAMESPACE
-    elif head == 'include "wio.image" .':
-        value = f"{values['image']['repository']}:{values['image']['tag'] or chart['appVersion']}"
-    elif head == 'include "wio.httpPort" .':
-        value = (values["config"].get("http") or {}).get("port", 8080)
-    elif head == 'include (print $.Template.BasePath "/configmap.yaml") .':
-        value = "a-checksum"
-    elif head.startswith(".Values."):
-        value = _lookup(values, head.removeprefix(".Values."))
-    else:
-        raise ValueError(f"the test renderer does not know {expression!r}")
-    for filter_ in filters:
-        default = re.fullmatch(r'default "([^"]*)"', filter_)
-        if default:
-            value = value if value not in (None, "") else default.group(1)
-        elif filter_ == "quote":
-            value = f'"{value}"'
-        elif filter_ != "sha256sum":
-            raise ValueError(f"the test renderer does not know the filter {filter_!r}")
-    return str(value)
-
-
-def _render(template: Path) -> list[dict[str, Any]]:
-    """Render one chart template with values.yaml into the release namespace wio-system.
-
-    Knows ``with .Values.x`` blocks (skipped when empty, ``.`` bound inside), ``toYaml |
-    nindent``, ``default``/``quote``, the chart's helpers, and nothing else: an unknown form
-    fails the test rather than being guessed at.
-    """
-    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    text = _COMMENT.sub("", template.read_text())
-    # (active, dot) per open `with` block
-    stack: list[tuple[bool, Any]] = [(True, None)]
-    lines: list[str] = []
-    for line in text.splitlines():
-        actions = list(_ACTION.finditer(line))
-        control = len(actions) == 1 and line.strip() == actions[0].group(0)
-        keyword = actions[0].group(1).split(" ", 1)[0] if control else ""
-        if keyword == "with":
-            value = _lookup(values, actions[0].group(1).split(" ", 1)[1].removeprefix(".Values."))
-            stack.append((stack[-1][0] and bool(value), value))
-            continue
-        if keyword == "end":
-            stack.pop()
-            continue
-        if keyword in ("if", "else", "range", "define", "fail", "template"):
-            raise ValueError(f"{template.name}: the test renderer does not know {line!r}")
-        active, dot = stack[-1]
-        if not active:
-            continue
-        rendered = line
-        for action in actions:
-            result = _evaluate(action.group(1), values, chart, dot)
-            if result is _UNSET:
-                if not control:
-                    raise ValueError(f"{template.name}: a dropped action shares {line!r}")
-                rendered = ""
-            elif result.startswith("\n"):  # toYaml | nindent: a block after the key
-                rendered = rendered[: action.start()].rstrip() + result
-            else:
-                rendered = rendered.replace(action.group(0), result, 1)
-        if rendered.strip():
-            lines.append(rendered.lstrip("\n") if control else rendered)
-    assert len(stack) == 1, f"{template.name}: unbalanced with/end"
-    return [doc for doc in yaml.safe_load_all("\n".join(lines)) if doc is not None]
-
-
-def _chart_docs() -> list[dict[str, Any]]:
-    return [doc for path in sorted((CHART / "templates").glob("*.yaml")) for doc in _render(path)]
-
-
 # -- every file parses -------------------------------------------------------------------------
 
 
@@ -182,28 +61,6 @@ def test_every_manifest_parses_as_yaml(path: Path) -> None:
         for doc in docs:
             assert {"apiVersion", "kind", "metadata"} <= set(doc)
             assert doc["metadata"]["name"]
-
-
-@pytest.mark.parametrize(
-    "template", sorted((CHART / "templates").glob("*.yaml")), ids=lambda p: p.name
-)
-def test_every_chart_template_renders_to_kubernetes_objects(template: Path) -> None:
-    docs = _render(template)
-    assert docs
-    for doc in docs:
-        assert {"apiVersion", "kind", "metadata"} <= set(doc)
-        assert doc["metadata"]["name"]
-        if doc["kind"] not in CLUSTER_SCOPED:
-            assert doc["metadata"]["namespace"] == RELEASE_NAMESPACE
-
-
-def test_chart_is_helm_v3_and_versioned_like_the_package() -> None:
-    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert chart["apiVersion"] == "v2"
-    assert chart["name"] == "wio"
-    assert chart["appVersion"] == project["version"]
-    assert (CHART / "templates" / "NOTES.txt").read_text().strip()
 
 
 # -- CRDs ---------------------------------------------------------------------------------------
@@ -225,9 +82,8 @@ def _pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return spec
 
 
-@pytest.mark.parametrize("source", ["deploy", "chart"])
-def test_operator_pod_runs_unprivileged_with_a_read_only_root(source: str) -> None:
-    docs = _deploy_docs() if source == "deploy" else _chart_docs()
+def test_operator_pod_runs_unprivileged_with_a_read_only_root() -> None:
+    docs = _deploy_docs()
     deployment = _one(docs, "Deployment", "wio")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
@@ -249,9 +105,8 @@ def test_operator_pod_runs_unprivileged_with_a_read_only_root(source: str) -> No
         assert {"cpu", "memory"} <= set(container["resources"][kind])
 
 
-@pytest.mark.parametrize("source", ["deploy", "chart"])
-def test_operator_probes_port_and_config_mount_line_up(source: str) -> None:
-    docs = _deploy_docs() if source == "deploy" else _chart_docs()
+def test_operator_probes_port_and_config_mount_line_up() -> None:
+    docs = _deploy_docs()
     pod = _pod_spec(docs)
     (container,) = pod["containers"]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
@@ -275,15 +130,9 @@ def test_operator_probes_port_and_config_mount_line_up(source: str) -> None:
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 
-def _shipped_config(source: str) -> AdminConfig:
-    docs = _deploy_docs() if source == "deploy" else _chart_docs()
-    text = _one(docs, "ConfigMap", "wio-config")["data"]["config.yaml"]
-    return parse_config(yaml.safe_load(text), {})
-
-
-@pytest.mark.parametrize("source", ["deploy", "chart"])
-def test_shipped_configuration_is_accepted_with_the_local_default_signer(source: str) -> None:
-    config = _shipped_config(source)
+def test_shipped_configuration_is_accepted_with_the_local_default_signer() -> None:
+    text = _one(_deploy_docs(), "ConfigMap", "wio-config")["data"]["config.yaml"]
+    config = parse_config(yaml.safe_load(text), {})
     assert config.trust_domain.name == "example.org"
     assert config.jwt_issuer == "https://wio.example.org"
     assert set(config.signers) == {"default"}
@@ -306,9 +155,8 @@ def test_dockerfile_runs_wio_run_as_the_uid_of_the_pod() -> None:
 _RBAC_KINDS = ("ClusterRole", "Role")
 
 
-@pytest.mark.parametrize("source", ["deploy", "chart"])
-def test_rbac_has_no_wildcards(source: str) -> None:
-    docs = _deploy_docs() if source == "deploy" else _chart_docs()
+def test_rbac_has_no_wildcards() -> None:
+    docs = _deploy_docs()
     roles = [d for d in docs if d["kind"] in _RBAC_KINDS]
     assert {d["kind"] for d in roles} == set(_RBAC_KINDS)
     for role in roles:
@@ -365,25 +213,3 @@ def test_bindings_grant_the_roles_to_the_operator_service_account() -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "wio", "namespace": namespace}
         ]
-
-
-@pytest.mark.parametrize("kind", _RBAC_KINDS)
-def test_chart_grants_exactly_the_rules_of_deploy_rbac(kind: str) -> None:
-    deploy_rules = _one(_documents(DEPLOY / "rbac.yaml"), kind, "wio")["rules"]
-    chart_rules = _one(_render(CHART / "templates" / "rbac.yaml"), kind, "wio")["rules"]
-    assert chart_rules == deploy_rules
-
-
-def test_chart_bindings_name_the_release_namespace() -> None:
-    docs = _render(CHART / "templates" / "rbac.yaml")
-    for kind in ("ClusterRoleBinding", "RoleBinding"):
-        assert _one(docs, kind, "wio")["subjects"] == [
-            {"kind": "ServiceAccount", "name": "wio", "namespace": RELEASE_NAMESPACE}
-        ]
-
-
-def test_chart_ships_the_workload_binding_policy_of_deploy() -> None:
-    """The chart's ValidatingAdmissionPolicy is the one deploy/ ships (labels apart)."""
-    chart = _render(CHART / "templates" / "workload-binding.yaml")
-    plain = _documents(DEPLOY / "workload-binding.yaml")
-    assert [(d["kind"], d["spec"]) for d in chart] == [(d["kind"], d["spec"]) for d in plain]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from typing import cast
 
 import pytest
@@ -199,3 +200,28 @@ async def test_an_unreadable_shard_stops_the_start_and_names_the_configmap() -> 
     with pytest.raises(ValidationError) as refused:
         await _store(kube, shards=16).load()
     assert "wio-system/wio-revocations-03" in str(refused.value)
+
+
+async def test_an_expired_entry_stays_until_its_upstream_revocation_is_confirmed() -> None:
+    kube = RecordingKube()
+    clock = FakeClock(T0)
+    store = _store(kube, clock)
+    pending = replace(_entry("pending", dt.timedelta(minutes=5)), upstream_pending=True)
+    await store.add([pending, _entry("done", dt.timedelta(minutes=5))])
+    clock.advance(10 * 60)
+    await store.add([])
+    assert _stored(kube) == {"pending"}  # Vault has not confirmed: kept, and retried
+    assert [e.id for e in store.current.pending_upstream()] == ["pending"]
+    await store.mark_upstream_done(pending.key)
+    assert _stored(kube) == set()
+    assert len(store.current) == 0
+
+
+async def test_marking_a_live_entry_done_keeps_it_listed_without_the_pending_flag() -> None:
+    kube = RecordingKube()
+    store = _store(kube)
+    pending = replace(_entry("live", dt.timedelta(hours=1)), upstream_pending=True)
+    await store.add([pending])
+    await store.mark_upstream_done(pending.key)
+    (entry,) = parse_shard(kube.objects[_path(0)]["data"][DATA_KEY].encode())
+    assert (entry.id, entry.upstream_pending) == ("live", False)

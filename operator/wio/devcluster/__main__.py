@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from wio.devcluster.binaries import Unavailable, find_binaries, kube_cache_dir, pin
+from wio.devcluster.binaries import Unavailable, find_binaries, find_helm, kube_cache_dir, pin
 from wio.devcluster.cluster import ControlPlane
 from wio.devcluster.openbao import OpenBao
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the control plane and OpenBao until interrupted")
     up.add_argument("--kubeconfig", default=".wio-dev/kubeconfig", help="where to write it")
-    build = sub.add_parser("build", help="build and cache the Kubernetes binaries if needed")
+    build = sub.add_parser("build", help="build and cache the Kubernetes binaries and helm")
     build.add_argument(
         "--if-possible",
         action="store_true",
@@ -62,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
             pin(args.version)
             return 0
         binaries = find_binaries(build=args.command == "build")
+        helm = find_helm(build=args.command == "build")
     except Unavailable as err:
         print(f"wio.devcluster: {err}", file=sys.stderr)
         return 0 if getattr(args, "if_possible", False) else 1
     print(f"kubernetes cache: {kube_cache_dir()}")
     for name, path in vars(binaries).items():
         print(f"{name}: {path}")
+    print(f"helm: {helm}")
     return 0
 
 

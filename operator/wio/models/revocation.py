@@ -26,7 +26,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -148,7 +148,7 @@ class Revocation:
         )
 
 
-def _order(entry: Revocation) -> tuple[dt.datetime, str]:
+def revocation_order(entry: Revocation) -> tuple[dt.datetime, str]:
     return (entry.revoked_at, entry.id)
 
 
@@ -174,21 +174,11 @@ class RevocationList:
         if not new:
             return self
         entries = list(self.entries)
-        for item in sorted(new.values(), key=_order):
-            bisect.insort(entries, item, key=_order)  # the usual case: at the end
+        for item in sorted(new.values(), key=revocation_order):
+            bisect.insort(entries, item, key=revocation_order)  # the usual case: at the end
         merged = RevocationList(tuple(entries))
         merged.__dict__["_keys"] = keys | new.keys()
         return merged
-
-    def prune(self, now: dt.datetime) -> RevocationList:
-        """Drop entries whose credential has expired and needs no more upstream work."""
-        kept = tuple(e for e in self.entries if e.expires_at > now or e.upstream_pending)
-        return self if len(kept) == len(self.entries) else RevocationList(kept)
-
-    def mark_upstream_done(self, key: Key) -> RevocationList:
-        return RevocationList(
-            tuple(replace(e, upstream_pending=False) if e.key == key else e for e in self.entries)
-        )
 
     def pending_upstream(self) -> tuple[Revocation, ...]:
         return tuple(e for e in self.entries if e.upstream_pending)
