@@ -40,12 +40,13 @@ test-unit: venv
 run: venv
 	$(BIN)/wio dev
 
-# Benchmarks (not part of `make test`): about 40 minutes on two cores. BENCH_ARGS=--quick for a
-# short run of the scale benchmark with small sizes.
+# Benchmarks (not part of `make test`): about 55 minutes on two cores. BENCH_ARGS=--quick for
+# short runs of the scale benchmarks with small sizes.
 bench: venv
 	$(BIN)/python -m wio.devcluster build
 	$(BIN)/python bench/issuing.py
 	$(BIN)/python bench/rotation.py $(BENCH_ARGS)
+	$(BIN)/python bench/revocation.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .wio-dev
