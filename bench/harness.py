@@ -10,6 +10,7 @@ memory can be read from /proc and its API writes counted from the API server's a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -169,6 +171,37 @@ def bench_operator(cluster: ControlPlane, workdir: Path) -> OperatorProcess:
         },
         workdir,
     )
+
+
+@dataclass
+class Bench:
+    """What a benchmark run works with: a fresh control plane, an admin client, and wio as
+    its own process (not started yet: some runs store state before it starts)."""
+
+    cluster: ControlPlane
+    access: ClusterAccess
+    kube: KubeClient
+    operator: OperatorProcess
+
+
+@contextlib.asynccontextmanager
+async def bench_environment() -> AsyncIterator[Bench]:
+    """A fresh control plane with wio's CRDs and the operator namespace; all of it stopped
+    and removed afterwards, however the run ends."""
+    with tempfile.TemporaryDirectory(prefix="wio-bench-") as tmp:
+        workdir = Path(tmp)
+        cluster = start_cluster(workdir)
+        access = admin(cluster)
+        kube = KubeClient(access, max_inflight=64)
+        operator = bench_operator(cluster, workdir)
+        try:
+            await install_crds(kube)
+            await ensure_namespace(kube, BENCH_NAMESPACE)
+            yield Bench(cluster, access, kube, operator)
+        finally:
+            operator.stop()
+            await kube.close()
+            cluster.stop()
 
 
 def start_cluster(workdir: Path) -> ControlPlane:

@@ -32,7 +32,6 @@ import json
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -47,13 +46,10 @@ from bench.harness import (
     OPERATOR_USER,
     RESULTS,
     AuditLog,
-    admin,
-    bench_operator,
+    bench_environment,
     ensure_namespace,
-    install_crds,
     median,
     percentile,
-    start_cluster,
 )
 from bench.rotation import bare_ceiling, create_identities, phase_revoke_all, wait_all_ready
 
@@ -133,56 +129,43 @@ async def one_by_one(kube: KubeClient, namespace: str, count: int) -> list[float
 
 async def run_once(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="wio-bench-") as tmp:
-        workdir = Path(tmp)
-        cluster = start_cluster(workdir)
-        access = admin(cluster)
-        kube = KubeClient(access, max_inflight=64)
-        operator = bench_operator(cluster, workdir)
-        try:
-            await install_crds(kube)
-            await ensure_namespace(kube, BENCH_NAMESPACE)
-            print(f"storing {args.preload} earlier revocations...", flush=True)
-            await preload(kube, args.preload)
-            # The API path's own ceiling, this run: bare Secret creates per second.
-            results["bare_secret_creates_per_s"] = await bare_ceiling(kube, "bench-bare", 2000)
-            results["start_s"] = operator.start(timeout=120)
-            audit = AuditLog(cluster.audit_log)
-            n = args.identities
-            print(f"issuing {n} identities...", flush=True)
-            await ensure_namespace(kube, "bench-big")
-            await create_identities(kube, "bench-big", n, "24h")
-            await wait_all_ready(access, "bench-big", {f"id{i:05d}" for i in range(n)}, 1800)
-            print(f"deleting {n} at once...", flush=True)
-            audit.mark()
-            results["revoke_10000_s"] = await phase_revoke_all(access, kube, "bench-big", n)
-            results["revocations_per_s"] = n / results["revoke_10000_s"]
-            # Each revocation is at least four requests (the Secret delete, Kopf's finalizer
-            # patch, the object's own deletion, its Event): their rate against bare creates.
-            results["revoke_request_ratio"] = (
-                4 * results["revocations_per_s"] / results["bare_secret_creates_per_s"]
-            )
-            writes = audit.writes(OPERATOR_USER, exclude_resources=("events",))
-            results["writes_per_revoke"] = sum(writes.values()) / n
-            results["writes_revoke_breakdown"] = writes
-            await asyncio.sleep(3)  # the trust fan-out is debounced
-            results["outstanding"], largest = await stored(kube)
-            results["largest_shard_kib"] = largest / 1024
-            results["largest_trust_configmap_kib"] = await configmap_bytes(kube, "bench-big") / 1024
-            print(f"{args.latency} deletes one by one...", flush=True)
-            await ensure_namespace(kube, "bench-one")
-            await create_identities(kube, "bench-one", args.latency, "24h")
-            await wait_all_ready(
-                access, "bench-one", {f"id{i:05d}" for i in range(args.latency)}, 300
-            )
-            latencies = await one_by_one(kube, "bench-one", args.latency)
-            results["revocation_p50_s"] = percentile(latencies, 0.5)
-            results["revocation_p99_s"] = percentile(latencies, 0.99)
-            results["rss_mib"] = operator.rss_mib()
-        finally:
-            operator.stop()
-            await kube.close()
-            cluster.stop()
+    async with bench_environment() as bench:
+        cluster, access, kube, operator = bench.cluster, bench.access, bench.kube, bench.operator
+        print(f"storing {args.preload} earlier revocations...", flush=True)
+        await preload(kube, args.preload)
+        # The API path's own ceiling, this run: bare Secret creates per second.
+        results["bare_secret_creates_per_s"] = await bare_ceiling(kube, "bench-bare", 2000)
+        results["start_s"] = operator.start(timeout=120)
+        audit = AuditLog(cluster.audit_log)
+        n = args.identities
+        print(f"issuing {n} identities...", flush=True)
+        await ensure_namespace(kube, "bench-big")
+        await create_identities(kube, "bench-big", n, "24h")
+        await wait_all_ready(access, "bench-big", {f"id{i:05d}" for i in range(n)}, 1800)
+        print(f"deleting {n} at once...", flush=True)
+        audit.mark()
+        results["revoke_10000_s"] = await phase_revoke_all(access, kube, "bench-big", n)
+        results["revocations_per_s"] = n / results["revoke_10000_s"]
+        # Each revocation is at least four requests (the Secret delete, Kopf's finalizer
+        # patch, the object's own deletion, its Event): their rate against bare creates.
+        results["revoke_request_ratio"] = (
+            4 * results["revocations_per_s"] / results["bare_secret_creates_per_s"]
+        )
+        writes = audit.writes(OPERATOR_USER, exclude_resources=("events",))
+        results["writes_per_revoke"] = sum(writes.values()) / n
+        results["writes_revoke_breakdown"] = writes
+        await asyncio.sleep(3)  # the trust fan-out is debounced
+        results["outstanding"], largest = await stored(kube)
+        results["largest_shard_kib"] = largest / 1024
+        results["largest_trust_configmap_kib"] = await configmap_bytes(kube, "bench-big") / 1024
+        print(f"{args.latency} deletes one by one...", flush=True)
+        await ensure_namespace(kube, "bench-one")
+        await create_identities(kube, "bench-one", args.latency, "24h")
+        await wait_all_ready(access, "bench-one", {f"id{i:05d}" for i in range(args.latency)}, 300)
+        latencies = await one_by_one(kube, "bench-one", args.latency)
+        results["revocation_p50_s"] = percentile(latencies, 0.5)
+        results["revocation_p99_s"] = percentile(latencies, 0.99)
+        results["rss_mib"] = operator.rss_mib()
     return results
 
 

@@ -18,7 +18,6 @@ import json
 import platform
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,14 @@ from bench.harness import (
     RESULTS,
     AuditLog,
     OperatorProcess,
-    admin,
     allow_short_ttls,
-    bench_operator,
+    bench_environment,
     ensure_namespace,
     gather_bounded,
     identity,
-    install_crds,
     listed,
     median,
     percentile,
-    start_cluster,
     watch,
 )
 
@@ -364,68 +360,57 @@ def writes_per(writes: dict[str, int], count: int) -> tuple[float, float]:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="wio-bench-") as tmp:
-        workdir = Path(tmp)
-        cluster = start_cluster(workdir)
-        access = admin(cluster)
-        kube = KubeClient(access, max_inflight=64)
-        operator = bench_operator(cluster, workdir)
-        try:
-            await install_crds(kube)
-            await ensure_namespace(kube, "wio-system")
-            await allow_short_ttls(kube)
-            operator.start()
-            audit = AuditLog(cluster.audit_log)
-            n = args.identities
-            print(f"control plane up in {cluster.startup_seconds:.1f}s; operator ready", flush=True)
+    async with bench_environment() as bench:
+        cluster, access, kube, operator = bench.cluster, bench.access, bench.kube, bench.operator
+        await allow_short_ttls(kube)
+        operator.start()
+        audit = AuditLog(cluster.audit_log)
+        n = args.identities
+        print(f"control plane up in {cluster.startup_seconds:.1f}s; operator ready", flush=True)
 
-            print("measuring the bare Secret-create ceiling...", flush=True)
-            bare = [await bare_ceiling(kube, f"bench-bare{r}", n) for r in range(3)]
-            results["bare_secret_creates_per_s"] = median(bare)
-            print(f"issuing {n} identities...", flush=True)
-            issued = await phase_issue(access, kube, audit, "bench-1k", n)
-            results["issue_1000_s"] = issued["seconds"]
-            results["bare_write_ratio"] = issued["per_s"] / results["bare_secret_creates_per_s"]
-            results["writes_per_issue"], results["writes_per_issue_excl_events"] = writes_per(
-                issued["writes"], n
-            )
-            results["writes_issue_breakdown"] = issued["writes"]
+        print("measuring the bare Secret-create ceiling...", flush=True)
+        bare = [await bare_ceiling(kube, f"bench-bare{r}", n) for r in range(3)]
+        results["bare_secret_creates_per_s"] = median(bare)
+        print(f"issuing {n} identities...", flush=True)
+        issued = await phase_issue(access, kube, audit, "bench-1k", n)
+        results["issue_1000_s"] = issued["seconds"]
+        results["bare_write_ratio"] = issued["per_s"] / results["bare_secret_creates_per_s"]
+        results["writes_per_issue"], results["writes_per_issue_excl_events"] = writes_per(
+            issued["writes"], n
+        )
+        results["writes_issue_breakdown"] = issued["writes"]
+        await asyncio.sleep(5)
+        # Right after the storm, and in steady state (freed heap handed back, which the
+        # operator does every 30 s): the target is about the second.
+        results["rss_mib_1000_after_burst"] = operator.rss_mib()
+        cpu0 = operator.cpu_seconds()
+        await asyncio.sleep(30)
+        results["idle_cpu_percent_1000"] = (operator.cpu_seconds() - cpu0) / 30 * 100
+        results["rss_mib_1000"] = operator.rss_mib()
+
+        if "revocation" in args.phases:
+            await phase_revocation(access, kube, audit, args, results)
+        if "foreign" in args.phases:
+            await phase_foreign_rss(kube, operator, args, results)
+        if "rotation" in args.phases:
+            await phase_rotation_timing(access, kube, audit, args, results)
+        if "restart" in args.phases:
+            print(f"restart after {args.down_minutes} minutes down...", flush=True)
+            restart = await phase_restart(access, kube, operator, args.down_minutes)
+            results["restart_resync_s"] = restart["resync_s"]
+            results["remints_of_valid"] = restart["remints_of_valid"]
+            results["restart_detail"] = restart
+        if args.big and "big" in args.phases:
+            print(f"issuing {args.big} identities...", flush=True)
+            big = await phase_issue(access, kube, audit, "bench-10k", args.big)
+            results["issue_10000_s"] = big["seconds"]
             await asyncio.sleep(5)
-            # Right after the storm, and in steady state (freed heap handed back, which the
-            # operator does every 30 s): the target is about the second.
-            results["rss_mib_1000_after_burst"] = operator.rss_mib()
-            cpu0 = operator.cpu_seconds()
+            results["rss_mib_10000_after_burst"] = operator.rss_mib()
             await asyncio.sleep(30)
-            results["idle_cpu_percent_1000"] = (operator.cpu_seconds() - cpu0) / 30 * 100
-            results["rss_mib_1000"] = operator.rss_mib()
-
-            if "revocation" in args.phases:
-                await phase_revocation(access, kube, audit, args, results)
-            if "foreign" in args.phases:
-                await phase_foreign_rss(kube, operator, args, results)
-            if "rotation" in args.phases:
-                await phase_rotation_timing(access, kube, audit, args, results)
-            if "restart" in args.phases:
-                print(f"restart after {args.down_minutes} minutes down...", flush=True)
-                restart = await phase_restart(access, kube, operator, args.down_minutes)
-                results["restart_resync_s"] = restart["resync_s"]
-                results["remints_of_valid"] = restart["remints_of_valid"]
-                results["restart_detail"] = restart
-            if args.big and "big" in args.phases:
-                print(f"issuing {args.big} identities...", flush=True)
-                big = await phase_issue(access, kube, audit, "bench-10k", args.big)
-                results["issue_10000_s"] = big["seconds"]
-                await asyncio.sleep(5)
-                results["rss_mib_10000_after_burst"] = operator.rss_mib()
-                await asyncio.sleep(30)
-                results["rss_mib_10000"] = operator.rss_mib()
-            if "revoke" in args.phases:
-                print(f"revoking {n} at once...", flush=True)
-                results["revoke_1000_s"] = await phase_revoke_all(access, kube, "bench-1k", n)
-        finally:
-            operator.stop()
-            await kube.close()
-            cluster.stop()
+            results["rss_mib_10000"] = operator.rss_mib()
+        if "revoke" in args.phases:
+            print(f"revoking {n} at once...", flush=True)
+            results["revoke_1000_s"] = await phase_revoke_all(access, kube, "bench-1k", n)
     results["settings"] = vars(args)
     results["machine"] = {
         "python": platform.python_version(),

@@ -92,8 +92,9 @@ class World:
         return asyncio.run(self.introspector.answer(authorization, remote, token))
 
     def revoke(self, kind: str, jti: str, namespace: str = "shop") -> None:
-        self.revoked = self.revoked.add(
+        self.revoked = RevocationList.of(
             [
+                *self.revoked.entries,
                 Revocation(
                     kind=kind,
                     id=jti,
@@ -102,7 +103,7 @@ class World:
                     revoked_at=NOW,
                     expires_at=NOW + dt.timedelta(hours=1),
                     reason="Deleted",
-                )
+                ),
             ]
         )
 

@@ -13,11 +13,11 @@ from wio.errors import ValidationError
 from wio.models.revocation import (
     Revocation,
     RevocationList,
-    namespace_of,
     parse_legacy,
     parse_shard,
     shard_json,
 )
+from wio.models.spiffe import namespace_of
 
 pytestmark = pytest.mark.unit
 
@@ -40,14 +40,15 @@ def _entry(id_: str, seconds: int = 0, namespace: str = "a", **extra: object) ->
 
 
 def test_entries_are_kept_in_revocation_order_whatever_order_they_arrive_in() -> None:
-    listed = RevocationList().add([_entry("c", 5)]).add([_entry("a", 1), _entry("b", 3)])
-    listed = listed.add([_entry("d", 5)]).add([_entry("e", 0)])
+    listed = RevocationList.of(
+        [_entry("c", 5), _entry("a", 1), _entry("b", 3), _entry("d", 5), _entry("e", 0)]
+    )
     assert [e.id for e in listed.entries] == ["e", "a", "b", "c", "d"]
 
 
 def test_an_entry_already_listed_is_not_added_twice_and_the_first_record_wins() -> None:
     first = _entry("a", 1)
-    listed = RevocationList().add([first]).add([_entry("a", 9), first])
+    listed = RevocationList.of([first, _entry("a", 9), first])
     assert listed.entries == (first,)
 
 
@@ -55,10 +56,10 @@ def test_one_id_listed_by_two_namespaces_is_two_entries_and_counts_only_where_li
     """A serial copied into another namespace's object must not stop the real owner's
     revocation from being listed, nor count against the owner's credential."""
     planted = _entry("ab", 1, namespace="mallory")
-    listed = RevocationList().add([planted]).add([_entry("ab", 2, namespace="victim")])
+    listed = RevocationList.of([planted, _entry("ab", 2, namespace="victim")])
     assert len(listed) == 2
     assert listed.revoked(["x509"]) == {("ab", "mallory"), ("ab", "victim")}
-    only_planted = RevocationList().add([planted])
+    only_planted = RevocationList.of([planted])
     assert ("ab", "victim") not in only_planted.revoked(["x509"])
 
 
@@ -89,7 +90,7 @@ def test_a_damaged_shard_is_refused_loudly(raw: bytes) -> None:
 
 
 def test_a_namespace_publishes_only_its_own_ids_with_their_expiry_and_no_leases() -> None:
-    listed = RevocationList().add(
+    listed = RevocationList.of(
         [
             _entry("aa", 1, namespace="shop"),
             Revocation("jwt", "j1", "shop", "", T0, T0 + HOUR, "Deleted"),
@@ -160,7 +161,7 @@ def test_the_namespace_of_a_workload_spiffe_id(spiffe_id: object, namespace: str
 
 
 def test_a_namespace_list_too_large_for_its_configmap_keeps_the_latest_and_says_so() -> None:
-    listed = RevocationList().add(_entry(f"{i:032x}", i, namespace="big") for i in range(100))
+    listed = RevocationList.of(_entry(f"{i:032x}", i, namespace="big") for i in range(100))
     whole = json.loads(listed.published_json("big"))
     assert len(whole["expires"]["x509"]) == 100
     assert "truncated" not in whole

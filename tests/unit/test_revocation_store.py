@@ -225,3 +225,14 @@ async def test_marking_a_live_entry_done_keeps_it_listed_without_the_pending_fla
     await store.mark_upstream_done(pending.key)
     (entry,) = parse_shard(kube.objects[_path(0)]["data"][DATA_KEY].encode())
     assert (entry.id, entry.upstream_pending) == ("live", False)
+
+
+async def test_a_credential_revoked_twice_keeps_its_first_record() -> None:
+    kube = RecordingKube()
+    store = _store(kube)
+    first = _entry("aa", dt.timedelta(hours=1))
+    await store.add([first])
+    await store.add([replace(first, reason="RevokeRequested")])
+    assert store.current.entries == (first,)
+    (stored,) = parse_shard(kube.objects[_path(0)]["data"][DATA_KEY].encode())
+    assert stored.reason == "Deleted"

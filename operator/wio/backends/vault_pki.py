@@ -48,8 +48,7 @@ from wio.errors import (
 from wio.issuing.keys import public_key_fingerprint
 from wio.issuing.verify_x509 import SvidVerifier
 from wio.issuing.x509svid import Issued
-from wio.models.revocation import namespace_of
-from wio.models.spiffe import TrustDomain
+from wio.models.spiffe import TrustDomain, namespace_of
 
 DEFAULT_LIFETIME_TOLERANCE = dt.timedelta(seconds=60)
 """How far a granted notAfter may sit from the one asked for: clock skew between wio and

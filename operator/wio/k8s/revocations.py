@@ -44,7 +44,6 @@ from wio.models.revocation import (
     RevocationList,
     parse_legacy,
     parse_shard,
-    revocation_order,
     shard_json,
 )
 from wio.names import MANAGED_BY, MANAGER
@@ -115,7 +114,7 @@ class RevocationStore:
         (introspection, the trust fan-out), made again only after a change."""
         if self._snapshot is None:
             entries = (e for shard in self._shards for e in shard.values())
-            self._snapshot = RevocationList(tuple(sorted(entries, key=revocation_order)))
+            self._snapshot = RevocationList.of(entries)
         return self._snapshot
 
     @property

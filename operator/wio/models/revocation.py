@@ -21,7 +21,6 @@ Three shapes, each made here so they cannot drift:
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import json
 from collections import defaultdict
@@ -32,6 +31,7 @@ from typing import Any
 
 from wio.clock import parse_rfc3339
 from wio.errors import ValidationError
+from wio.models.spiffe import namespace_of
 
 KINDS = ("x509", "jwt", "token", "lease")
 #: The kinds a verifier checks; a Vault lease is revoked upstream and never presented.
@@ -45,16 +45,6 @@ PUBLISHED_MAX_BYTES = 900 * 1024
 _PUBLISHED_ENTRY_OVERHEAD = 16
 
 Key = tuple[str, str, str]  # (kind, id, namespace)
-
-
-def namespace_of(spiffe_id: object) -> str | None:
-    """The namespace a workload SPIFFE ID (``spiffe://td/ns/<ns>/sa/<sa>``) names, else None."""
-    if not isinstance(spiffe_id, str) or not spiffe_id.startswith("spiffe://"):
-        return None
-    parts = spiffe_id[len("spiffe://") :].split("/")
-    if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa" and parts[2] and parts[4]:
-        return parts[2]
-    return None
 
 
 def _epoch(when: dt.datetime) -> int:
@@ -158,27 +148,16 @@ class RevocationList:
 
     entries: tuple[Revocation, ...] = ()
 
-    @cached_property
-    def _keys(self) -> frozenset[Key]:
-        return frozenset(e.key for e in self.entries)
+    @classmethod
+    def of(cls, items: Iterable[Revocation]) -> RevocationList:
+        """``items`` in revocation order, the first record of each credential kept."""
+        unique: dict[Key, Revocation] = {}
+        for item in items:
+            unique.setdefault(item.key, item)
+        return cls(tuple(sorted(unique.values(), key=revocation_order)))
 
     def __len__(self) -> int:
         return len(self.entries)
-
-    def add(self, items: Iterable[Revocation]) -> RevocationList:
-        keys = self._keys
-        new: dict[Key, Revocation] = {}
-        for item in items:
-            if item.key not in keys:
-                new.setdefault(item.key, item)
-        if not new:
-            return self
-        entries = list(self.entries)
-        for item in sorted(new.values(), key=revocation_order):
-            bisect.insort(entries, item, key=revocation_order)  # the usual case: at the end
-        merged = RevocationList(tuple(entries))
-        merged.__dict__["_keys"] = keys | new.keys()
-        return merged
 
     def pending_upstream(self) -> tuple[Revocation, ...]:
         return tuple(e for e in self.entries if e.upstream_pending)

@@ -207,3 +207,13 @@ class SpiffeID:
 
     def __str__(self) -> str:
         return f"{SCHEME_PREFIX}{self.trust_domain.name}{self.path}"
+
+
+def namespace_of(spiffe_id: object) -> str | None:
+    """The namespace a workload SPIFFE ID (``spiffe://td/ns/<ns>/sa/<sa>``) names, else None."""
+    if not isinstance(spiffe_id, str) or not spiffe_id.startswith(SCHEME_PREFIX):
+        return None
+    parts = spiffe_id[len(SCHEME_PREFIX) :].split("/")
+    if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa" and parts[2] and parts[4]:
+        return parts[2]
+    return None

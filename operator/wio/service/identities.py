@@ -390,11 +390,11 @@ class IdentityController(
             return ""
 
     def revocation_report(
-        self, view: ObjectView, live: Sequence[Live], pending: set[str]
+        self, view: ObjectView, subject: str, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
         serials = sorted(item.id for item in live if item.kind == "x509")
         jtis = sorted(item.id for item in live if item.kind == "jwt")
-        message = f"revoked {self.subject_of(view) or view.key} serial {', '.join(serials) or '-'}"
+        message = f"revoked {subject or view.key} serial {', '.join(serials) or '-'}"
         fields = {"serials": serials, "jtis": jtis, "upstreamPending": sorted(pending)}
         return message, fields, ("x509", "pending" if pending else "success")
 

@@ -45,7 +45,8 @@ from wio.clock import Clock
 from wio.errors import JWTVerificationError
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile, VerifiedToken
-from wio.models.revocation import RevocationList, namespace_of
+from wio.models.revocation import RevocationList
+from wio.models.spiffe import namespace_of
 from wio.names import INTROSPECTION_PATH
 
 log = logging.getLogger(__name__)

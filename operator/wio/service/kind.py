@@ -177,10 +177,10 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
 
     @abc.abstractmethod
     def revocation_report(
-        self, view: ObjectView, live: Sequence[Live], pending: set[str]
+        self, view: ObjectView, subject: str, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
-        """What was revoked, for the Event (the core adds what became of the Secret), the
-        audit fields of the kind, and the metric labels."""
+        """What was revoked of ``subject`` (``subject_of``, empty when unknown), for the Event
+        (the core adds what became of the Secret), the kind's audit fields, the metric labels."""
 
     def facts_from_metadata(self, owner: str, annotations: Mapping[str, str]) -> FactsT | None:
         """What wio's own annotations say a Secret holds, for a kind that lists its Secrets

@@ -41,11 +41,8 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         """The revoke annotation: list every credential issued so far (upstream too), without
         deleting the Secret, which the fresh issuance that follows replaces in one write."""
         live = self.live_credentials(view, now)
-        pending = await self._revoke_upstream(view, live)
-        await self._store_revocations(view, live, pending, "RevokeRequested", now)
-        message, fields, labels = self.revocation_report(view, live, pending)
-        message += f" on request ({view.revoke_request}); a new credential follows"
-        self._report_revocation(view, message, fields, labels, "RevokeRequested", now)
+        note = f" on request ({view.revoke_request}); a new credential follows"
+        await self._list_and_report(view, live, "RevokeRequested", now, note)
 
     async def revoke(self, view: ObjectView, reason: str) -> None:
         """Delete the object's own Secret and list every live credential, from status and
@@ -63,17 +60,24 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
             except ApiConflict:
                 log.info("Secret %s/%s was replaced meanwhile; left alone", key.namespace, name)
             self.secrets.drop(ObjectKey(key.namespace, name))
+        note = f"; Secret {', '.join(own)} deleted" if own else "; no Secret of its own to delete"
+        await self._list_and_report(view, live, reason, now, note)
+
+    async def _list_and_report(
+        self, view: ObjectView, live: Sequence[Live], reason: str, now: dt.datetime, note: str
+    ) -> None:
+        """What every revocation ends with: the source told, the list stored, then the Event
+        (its message ending in ``note``), the audit line and the metric."""
+        subject = self.subject_of(view)
         pending = await self._revoke_upstream(view, live)
-        await self._store_revocations(view, live, pending, reason, now)
-        message, fields, labels = self.revocation_report(view, live, pending)
-        message += (
-            f"; Secret {', '.join(own)} deleted" if own else "; no Secret of its own to delete"
-        )
-        self._report_revocation(view, message, fields, labels, reason, now)
+        await self._store_revocations(view, subject, live, pending, reason, now)
+        message, fields, labels = self.revocation_report(view, subject, live, pending)
+        self._report_revocation(view, subject, message + note, fields, labels, reason, now)
 
     async def _store_revocations(
         self,
         view: ObjectView,
+        subject: str,
         live: Sequence[Live],
         pending: set[str],
         reason: str,
@@ -83,7 +87,6 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         # The namespace is the object's own (metadata, not status): an entry only ever counts
         # against credentials of that namespace, so an ID copied from another namespace's
         # certificate or token into this object's status revokes nothing there.
-        subject = self.subject_of(view)
         entries = [
             Revocation(
                 kind=item.kind,
@@ -106,6 +109,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
     def _report_revocation(
         self,
         view: ObjectView,
+        subject: str,
         message: str,
         fields: dict[str, Any],
         labels: tuple[str, str],
@@ -123,7 +127,7 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
                     "kind": self.kind,
                     "namespace": key.namespace,
                     "name": key.name,
-                    "spiffeID": self.subject_of(view),
+                    "spiffeID": subject,
                     **fields,
                     "reason": reason,
                     "time": rfc3339(now),

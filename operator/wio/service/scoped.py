@@ -124,10 +124,7 @@ class ScopedCredentialController(ScopedIssuing):
         )
         if not decision.allowed:
             return not_ready
-        subject = SpiffeID.for_workload(
-            self.config.trust_domain, namespace, identity_spec.service_account
-        )
-        return Subject(identity_spec, str(subject))
+        return Subject(identity_spec, self._subject(namespace, identity_spec))
 
     def policy(self, view: ObjectView, spec: ScopedCredentialSpec, subject: Subject) -> str | None:
         """The denial message, or None when allowed (IdentityPolicy, then the admin's mounts)."""
@@ -253,20 +250,23 @@ class ScopedCredentialController(ScopedIssuing):
             return ""
         try:
             identity_spec = WorkloadIdentitySpec.parse(identity.key.name, identity.spec)
-            subject = SpiffeID.for_workload(
-                self.config.trust_domain, view.key.namespace, identity_spec.service_account
-            )
+            return self._subject(view.key.namespace, identity_spec)
         except ValidationError:
             return ""
-        return str(subject)
+
+    def _subject(self, namespace: str, identity: WorkloadIdentitySpec) -> str:
+        """The SPIFFE ID a token names: the identity's, from its spec and this namespace."""
+        return str(
+            SpiffeID.for_workload(self.config.trust_domain, namespace, identity.service_account)
+        )
 
     def revocation_report(
-        self, view: ObjectView, live: Sequence[Live], pending: set[str]
+        self, view: ObjectView, subject: str, live: Sequence[Live], pending: set[str]
     ) -> tuple[str, dict[str, Any], tuple[str, str]]:
         kind = _revoked_kind(view)
         ids = sorted(item.id for item in live)
         what = ", ".join(ids) if kind == "token" else f"{len(ids)} lease(s)"
-        message = f"revoked {kind} {what or '(none live)'} of {self.subject_of(view) or view.key}"
+        message = f"revoked {kind} {what or '(none live)'} of {subject or view.key}"
         fields = {"credential": kind, "ids": ids, "upstreamPending": sorted(pending)}
         return message, fields, (kind, "pending" if pending else "success")
 
