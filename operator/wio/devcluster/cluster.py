@@ -7,6 +7,15 @@ only, with generated serving and client certificates, RBAC, service-account issu
 and the default admission plugins. kube-controller-manager runs the garbage collector, the
 namespace lifecycle controller and the service-account controllers, so ownerReferences,
 finalizers and namespace deletion behave as in a real cluster.
+
+Given the node binaries (``ControlPlane(binaries, node=find_node_binaries())``) it is ready for
+a real kubelet (``wio.devcluster.node.Node``): Node authorization and the NodeRestriction
+admission plugin, kubelet client credentials and address preference, the controllers that
+turn Deployments into scheduled pods, and a kube-scheduler. Without them nothing changes.
+
+Every write to the API (create, update, patch, delete) is audited at Metadata level, user
+included, as JSON lines in ``ControlPlane.audit_log``: benchmarks count writes with it and the
+e2e tier proves from it which operator replica wrote what.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -29,8 +39,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from wio.devcluster.binaries import Binaries
+from wio.devcluster.binaries import Binaries, NodeBinaries
 from wio.devcluster.processes import ManagedProcess, free_port
+
+#: The Service network; its first address is the ``kubernetes`` Service's ClusterIP.
+SERVICE_CIDR = ipaddress.IPv4Network("10.0.0.0/24")
+KUBERNETES_SERVICE_IP = SERVICE_CIDR[1]
 
 _CONTROLLERS = ",".join(
     [
@@ -38,6 +52,17 @@ _CONTROLLERS = ",".join(
         "namespace-controller",
         "serviceaccount-controller",
         "serviceaccount-token-controller",
+    ]
+)
+# What a real node needs on top: Deployments become ReplicaSets become pods; ServiceAccount
+# token volumes need the `kube-root-ca.crt` ConfigMap; node-lifecycle lifts the `not-ready`
+# taint once the kubelet reports Ready.
+_NODE_CONTROLLERS = ",".join(
+    [
+        "deployment-controller",
+        "replicaset-controller",
+        "root-ca-certificate-publisher-controller",
+        "node-lifecycle-controller",
     ]
 )
 
@@ -89,8 +114,16 @@ class _DevPKI:
         return self.ca_cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(
-        self, common_name: str, *, groups: tuple[str, ...] = (), server: bool = False
+        self,
+        common_name: str,
+        *,
+        groups: tuple[str, ...] = (),
+        server: bool = False,
+        names: tuple[str, ...] = ("localhost", "kubernetes.default.svc"),
+        ips: tuple[str, ...] = ("127.0.0.1", str(KUBERNETES_SERVICE_IP)),
     ) -> _Pair:
+        """A client certificate, or with ``server`` a serving one for ``names`` and ``ips``
+        (by default the API server's: loopback and the ``kubernetes`` Service IP)."""
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -103,12 +136,8 @@ class _DevPKI:
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.DNSName("kubernetes.default.svc"),
-                        x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                        x509.IPAddress(ipaddress.IPv4Address("10.0.0.1")),
-                    ]
+                    [x509.DNSName(n) for n in names]
+                    + [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
                 ),
                 critical=False,
             )
@@ -149,11 +178,15 @@ class ControlPlane:
 
     Use as a context manager, or call ``start()`` and ``stop()``. ``stop_apiserver`` and
     ``start_apiserver`` take the API server away and bring it back on the same port, for
-    fault tests.
+    fault tests. With ``node`` (the kubelet and kube-scheduler binaries) it also runs a
+    kube-scheduler and is set up for a ``wio.devcluster.node.Node`` to join.
     """
 
-    def __init__(self, binaries: Binaries, workdir: Path | None = None) -> None:
+    def __init__(
+        self, binaries: Binaries, workdir: Path | None = None, *, node: NodeBinaries | None = None
+    ) -> None:
         self.binaries = binaries
+        self.node_binaries = node
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="wio-devcluster-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -162,10 +195,13 @@ class ControlPlane:
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
+        #: JSON lines, one per API write (Metadata level: verb, object, user, time).
         self.audit_log = self.workdir / "audit.log"
+        self.ca_file = self.workdir / "ca.crt"
         self._etcd: ManagedProcess | None = None
         self._apiserver: ManagedProcess | None = None
         self._kcm: ManagedProcess | None = None
+        self._scheduler: ManagedProcess | None = None
         self._pki: _DevPKI | None = None
         self.startup_seconds: float | None = None
 
@@ -185,6 +221,8 @@ class ControlPlane:
             self._start_etcd(timeout)
             self.start_apiserver(timeout)
             self._start_kcm()
+            if self.node_binaries is not None:
+                self._start_scheduler()
             self._wait_for_default_service_account(timeout)
         except BaseException:
             self.stop()
@@ -193,15 +231,16 @@ class ControlPlane:
 
     def stop(self) -> None:
         # Reverse order: controllers first, etcd last, so nothing logs a storm of errors.
-        for proc in (self._kcm, self._apiserver, self._etcd):
+        for proc in (self._scheduler, self._kcm, self._apiserver, self._etcd):
             if proc is not None:
                 proc.stop()
-        self._kcm = self._apiserver = self._etcd = None
+        self._scheduler = self._kcm = self._apiserver = self._etcd = None
         if self._own_workdir and not os.environ.get("WIO_KEEP_DEVCLUSTER"):
             _rmtree(self.workdir)
 
     def pids(self) -> list[int]:
-        return [p.pid for p in (self._etcd, self._apiserver, self._kcm) if p is not None]
+        procs = (self._etcd, self._apiserver, self._kcm, self._scheduler)
+        return [p.pid for p in procs if p is not None]
 
     # -- pieces ----------------------------------------------------------------------------
 
@@ -214,6 +253,20 @@ class ControlPlane:
         path.write_text(_kubeconfig(self.server, self._pki.ca_pem, pair, user))
         path.chmod(0o600)
         return path
+
+    def serving_certificate(
+        self, name: str, ips: tuple[str, ...], directory: Path
+    ) -> tuple[Path, Path]:
+        """A serving certificate and key from the cluster CA for ``name`` and ``ips`` (a
+        kubelet's), written into ``directory``; the API server verifies kubelets against it."""
+        if self._pki is None:
+            raise RuntimeError("the control plane has not been started")
+        pair = self._pki.issue(name, server=True, names=(name,), ips=ips)
+        cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+        cert.write_bytes(pair.cert)
+        key.write_bytes(pair.key)
+        key.chmod(0o600)
+        return cert, key
 
     def _write_pki(self) -> None:
         pki = self._pki = _DevPKI()
@@ -239,6 +292,17 @@ class ControlPlane:
         (d / "kcm.kubeconfig").write_text(
             _kubeconfig(self.server, pki.ca_pem, kcm, "system:kube-controller-manager")
         )
+        if self.node_binaries is not None:
+            # The scheduler gets exactly the identity its default RBAC bindings name.
+            scheduler = pki.issue("system:kube-scheduler")
+            (d / "scheduler.kubeconfig").write_text(
+                _kubeconfig(self.server, pki.ca_pem, scheduler, "system:kube-scheduler")
+            )
+            # The API server's client identity towards kubelets (logs, exec, port-forward);
+            # kubelets authorize it with a SubjectAccessReview, which system:masters passes.
+            kubelet_client = pki.issue("kube-apiserver-kubelet-client", groups=("system:masters",))
+            (d / "kubelet-client.crt").write_bytes(kubelet_client.cert)
+            (d / "kubelet-client.key").write_bytes(kubelet_client.key)
         for path in d.iterdir():
             path.chmod(0o600)
 
@@ -279,11 +343,11 @@ class ControlPlane:
             f"--tls-cert-file={d / 'apiserver.crt'}",
             f"--tls-private-key-file={d / 'apiserver.key'}",
             f"--client-ca-file={d / 'ca.crt'}",
-            "--authorization-mode=RBAC",
+            f"--authorization-mode={'Node,RBAC' if self.node_binaries else 'RBAC'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={d / 'sa.pub'}",
             f"--service-account-signing-key-file={d / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
             # Request-level audit of writes lets benchmarks count API writes server-side.
             f"--audit-log-path={self.audit_log}",
@@ -291,6 +355,16 @@ class ControlPlane:
             "--audit-log-maxsize=200",
             "--audit-log-maxbackup=1",
         ]
+        if self.node_binaries is not None:
+            argv += [
+                # Kubelets may only touch their own Node and the objects of their pods.
+                "--enable-admission-plugins=NodeRestriction",
+                # The node's address is a /32 on `lo`, registered as its InternalIP.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={d / 'ca.crt'}",
+                f"--kubelet-client-certificate={d / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={d / 'kubelet-client.key'}",
+            ]
         self._apiserver = ManagedProcess(
             "kube-apiserver", argv, d / "kube-apiserver.log", self._env()
         )
@@ -322,7 +396,9 @@ class ControlPlane:
             str(self.binaries.kube_controller_manager),
             f"--kubeconfig={d / 'kcm.kubeconfig'}",
             "--leader-elect=false",
-            f"--controllers={_CONTROLLERS}",
+            f"--controllers={_CONTROLLERS},{_NODE_CONTROLLERS}"
+            if self.node_binaries
+            else f"--controllers={_CONTROLLERS}",
             f"--service-account-private-key-file={d / 'sa.key'}",
             f"--root-ca-file={d / 'ca.crt'}",
             "--use-service-account-credentials=false",
@@ -332,6 +408,19 @@ class ControlPlane:
             "--concurrent-namespace-syncs=5",
         ]
         self._kcm = ManagedProcess("kube-controller-manager", argv, d / "kcm.log", self._env())
+
+    def _start_scheduler(self) -> None:
+        assert self.node_binaries is not None
+        d = self.workdir
+        argv = [
+            str(self.node_binaries.kube_scheduler),
+            f"--kubeconfig={d / 'scheduler.kubeconfig'}",
+            "--leader-elect=false",
+            # No HTTPS endpoint, as for kube-controller-manager; a pod getting scheduled is
+            # the readiness that matters, and the node tier waits for exactly that.
+            "--secure-port=0",
+        ]
+        self._scheduler = ManagedProcess("kube-scheduler", argv, d / "scheduler.log", self._env())
 
     def _wait_for_default_service_account(self, timeout: float) -> None:
         """kube-controller-manager is ready when it has made the default ServiceAccount."""
@@ -349,6 +438,10 @@ class ControlPlane:
         ctx = ssl.create_default_context(cafile=str(self.workdir / "ca.crt"))
         ctx.load_cert_chain(self.workdir / "admin.crt", self.workdir / "admin.key")
         return ctx
+
+    def api_get(self, path: str) -> Any:
+        """GET ``path`` from the API server as the admin; the decoded JSON body."""
+        return json.loads(self._get(path))
 
     def _get(self, path: str) -> bytes:
         with urllib.request.urlopen(  # noqa: S310 - fixed https URL on loopback
