@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +161,45 @@ def test_a_pod_runs_on_the_node_with_an_address_in_the_pod_subnet(
     assert ipaddress.ip_address(pod.status.pod_ip) in POD_SUBNET
     # The API server reaches the kubelet (on the node address, verifying its certificate).
     assert core.read_namespaced_pod_log("sleeper", namespace) == ""
+
+
+_PROBE = """
+import ssl, sys, urllib.request
+context = ssl.create_default_context(cafile=sys.argv[2])
+with urllib.request.urlopen(sys.argv[1], context=context, timeout=5) as response:
+    print(response.status, response.read().decode())
+"""
+
+
+def test_pods_reach_the_api_server_at_the_kubernetes_service_ip(
+    node_cluster: tuple[ControlPlane, Node, dict[str, list[str]]],
+    node: Node,
+    kube: client.ApiClient,
+    namespace: str,
+) -> None:
+    """What an in-cluster client does (KUBERNETES_SERVICE_HOST, the cluster CA), run in the
+    pod's network namespace: the pause image has no client of its own."""
+    cluster = node_cluster[0]
+    node.wait_ready(timeout=60)
+    core = client.CoreV1Api(kube)
+    core.create_namespaced_pod(namespace, _pause_pod("client"))
+    wait_for(lambda: _running(core, namespace, "client"), timeout=60, what="the pod to run")
+    netns = [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.startswith("nsfs ") and str(STATE_DIR) in line
+    ]
+    service = client.CoreV1Api(kube).read_namespaced_service("kubernetes", "default")
+    url = f"https://{service.spec.cluster_ip}:443/livez"
+
+    probe = subprocess.run(
+        ["nsenter", f"--net={netns[0]}", sys.executable, "-c", _PROBE, url, str(cluster.ca_file)],
+        capture_output=True,
+        text=True,
+    )
+
+    assert service.spec.cluster_ip == str(KUBERNETES_SERVICE_IP)
+    assert probe.stdout.strip() == "200 ok", probe.stderr
 
 
 def test_kubectl_reports_the_pinned_version_for_client_and_server(
