@@ -17,9 +17,10 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,24 @@ import yaml
 from wio import handlers
 from wio.clock import Clock, SystemClock, rfc3339
 from wio.composition.runtime import KubeFactory, Runtime
+from wio.composition.standby import Standby
 from wio.config import AdminConfig, load_config
 from wio.errors import ConfigError, WioError
 from wio.k8s.access import ClusterAccess, discover
 from wio.k8s.client import KubeClient, secret_path
+from wio.k8s.leader_lease import LeaderLease
 from wio.metrics import Metrics
 from wio.names import (
     API_VERSION,
     DISTRUST_CA_ANNOTATION,
     DISTRUST_JWT_ANNOTATION,
+    LEADER_LEASE,
     ROLLOVER_CA_ANNOTATION,
     ROLLOVER_JWT_ANNOTATION,
 )
-from wio.web import build_app, serve
+from wio.policy.leadership import LeaseTimings
+from wio.service.leadership import LeaderElector, LeadershipLost
+from wio.web import Serving, build_app, serve
 
 log = logging.getLogger("wio")
 REPO = Path(__file__).resolve().parents[2]
@@ -112,35 +118,168 @@ async def run_operator(
     serve_http: bool = True,
     runtime_out: dict[str, Runtime] | None = None,
     kube_factory: KubeFactory = KubeClient,
+    identity: str | None = None,
+    stop_signals: tuple[signal.Signals, ...] = (),
 ) -> None:
-    """Run one operator instance until ``stop_flag`` is set (or forever)."""
+    """Run one operator replica until ``stop_flag`` is set (or forever).
+
+    With leader election (the default) the replica serves HTTP from a read-only standby
+    view until it holds the Lease, then runs the controllers until stopped, and hands the
+    Lease back on the way out. ``ready_flag`` is set once it leads and its controllers run.
+    Raises ``LeadershipLost`` when it could not renew the Lease: the caller must exit, as
+    another replica may lead by then. ``stop_signals`` (in the main thread) stop it like
+    ``stop_flag`` does.
+    """
     metrics = metrics or Metrics()
+    clock = clock or SystemClock()
     holder = runtime_out if runtime_out is not None else {}
+    standby: Standby | None = None
 
     async def start_runtime() -> Runtime:
         runtime = await Runtime.start(
-            config, access, clock or SystemClock(), metrics=metrics, kube_factory=kube_factory
+            config, access, clock, metrics=metrics, kube_factory=kube_factory
         )
         holder["runtime"] = runtime
         return runtime
 
+    def serving() -> Serving | None:
+        return holder.get("runtime") or standby
+
     runner = None
     if serve_http:
-        app = build_app(metrics, lambda: holder.get("runtime"), issuer=config.jwt_issuer)
+        app = build_app(metrics, serving, issuer=config.jwt_issuer)
         runner = await serve(app, config.http_host, config.http_port)
     trimmer = asyncio.create_task(_return_freed_memory(), name="wio-malloc-trim")
     try:
-        await handlers.run(
-            start_runtime,
-            access,
-            namespaces=config.watch_namespaces,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+        if not config.leader_election:
+            await _run_controllers(config, access, start_runtime, stop_flag, ready_flag)
+            return
+        # Its own client, one attempt per request: a renewal must not outlast the deadline
+        # retrying, nor queue behind the controllers' writes.
+        lease_kube = KubeClient(access, max_inflight=2, attempts=1)
+        elector = LeaderElector(
+            LeaderLease(lease_kube, namespace=config.operator_namespace, name=LEADER_LEASE),
+            identity=identity or replica_identity(),
+            timings=LeaseTimings(
+                config.lease_duration, config.lease_renew_deadline, config.lease_retry_period
+            ),
+            clock=clock,
+            on_change=metrics.set_leading,
         )
+        standby = Standby(config, access, clock, metrics)
+        standby.start()
+        signalled = asyncio.Event()
+        _on_signals(stop_signals, signalled.set)
+        stopping = asyncio.create_task(_first_set(stop_flag, signalled), name="wio-stop-flag")
+        try:
+            if not await _first(elector.acquire(), stopping):
+                return
+            stop_controllers, started = asyncio.Event(), asyncio.Event()
+            controllers = asyncio.create_task(
+                _run_controllers(config, access, start_runtime, stop_controllers, started),
+                name="wio-controllers",
+            )
+            renewing = asyncio.create_task(elector.hold(), name="wio-lease")
+            running = asyncio.create_task(started.wait(), name="wio-started")
+            ends = {stopping, renewing, controllers}
+            await asyncio.wait({*ends, running}, return_when=asyncio.FIRST_COMPLETED)
+            if running.done() and not any(task.done() for task in ends):
+                # Kopf installed its own signal handlers; a signal must stop it through the
+                # flag instead, as the Lease is handed over only after Kopf has stopped.
+                _on_signals(stop_signals, signalled.set)
+                # The standby view served until the leader's runtime could.
+                await standby.stop()
+                standby = None
+                if ready_flag is not None:
+                    ready_flag.set()
+                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            running.cancel()
+            if renewing.done():
+                # Lost the Lease: another replica may lead soon, so stop at once rather
+                # than finish gracefully.
+                controllers.cancel()
+                await asyncio.gather(controllers, return_exceptions=True)
+                renewing.result()
+            # Stop writing first; only then hand the Lease to another replica.
+            stop_controllers.set()
+            await asyncio.gather(controllers, return_exceptions=True)
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            await elector.release()
+            controllers.result()  # a crash of the controllers is the caller's to see
+        finally:
+            stopping.cancel()
+            if standby is not None:
+                await standby.stop()
+            await lease_kube.close()
     finally:
         trimmer.cancel()
         if runner is not None:
             await runner.cleanup()
+
+
+async def _run_controllers(
+    config: AdminConfig,
+    access: ClusterAccess,
+    start_runtime: Callable[[], Awaitable[Runtime]],
+    stop_flag: asyncio.Event | threading.Event | None,
+    ready_flag: asyncio.Event | threading.Event | None,
+) -> None:
+    await handlers.run(
+        start_runtime,
+        access,
+        namespaces=config.watch_namespaces,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def replica_identity() -> str:
+    """Who this replica is in the Lease: its pod's name (the chart passes it), else the host
+    name; with the process ID, so two processes on one host are never taken for one."""
+    name = os.environ.get("WIO_POD_NAME") or socket.gethostname()
+    return f"{name}_{os.getpid()}"
+
+
+def _on_signals(signals: tuple[signal.Signals, ...], handler: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        loop.add_signal_handler(sig, handler)
+
+
+async def _first_set(flag: asyncio.Event | threading.Event | None, other: asyncio.Event) -> None:
+    """Return once ``flag`` or ``other`` is set."""
+    waits = [asyncio.ensure_future(_wait_for(flag)), asyncio.ensure_future(other.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def _wait_for(flag: asyncio.Event | threading.Event | None) -> None:
+    """Return once ``flag`` is set (never, for None)."""
+    if flag is None:
+        await asyncio.Event().wait()
+    elif isinstance(flag, asyncio.Event):
+        await flag.wait()
+    else:
+        # A thread's Event cannot be awaited; waiting for it in a worker thread would keep
+        # asyncio.run from returning while it is unset.
+        while not flag.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
+async def _first(work: Awaitable[None], stopping: asyncio.Task[None]) -> bool:
+    """Run ``work`` until done (True) or until ``stopping`` completes first (False)."""
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
 
 
 def _load_config(path: str | None, overrides: dict[str, str] | None = None) -> AdminConfig:
@@ -160,7 +299,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"wio: {err}", file=sys.stderr)
         return 2
-    asyncio.run(run_operator(config, access))
+    try:
+        # SIGTERM (the kubelet stopping the pod) stops the replica gracefully: a leader
+        # stops writing, then hands the Lease over at once.
+        asyncio.run(run_operator(config, access, stop_signals=(signal.SIGTERM, signal.SIGINT)))
+    except LeadershipLost as err:
+        # Another replica may lead by now: exit, and let the kubelet start this one afresh.
+        log.error("%s", err)
+        return 1
     return 0
 
 

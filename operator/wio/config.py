@@ -96,6 +96,8 @@ MAX_SIGNERS = 64  # a handful is normal; more is a templating accident
 MAX_VAULT_TIMEOUT = timedelta(minutes=5)
 MAX_SKEW = timedelta(minutes=5)
 MAX_ROLLOVER_PUBLISH_DELAY = timedelta(days=7)  # longer is a typo, not a plan
+#: A Lease longer than this leaves the identities un-rotated for that long after a crash.
+MAX_LEASE_DURATION = timedelta(minutes=5)
 
 # Mount paths and role/key names as the Vault backends accept them (wio.backends.vault keeps
 # its own copy: this layer may not import the backends).
@@ -528,6 +530,20 @@ class AdminConfig:
     trust_configmap: str = "wio-trust-bundle"
     #: Secret (in the operator namespace) holding the local CA's keys and certificates.
     local_ca_secret: str = "wio-local-ca"  # noqa: S105 - a Secret's name
+    #: Leader election on the Lease ``wio-leader`` in the operator namespace (default on):
+    #: with several replicas only the leader reconciles and writes, every replica serves
+    #: the public documents and introspection. Off only for a single replica that must not
+    #: touch a Lease.
+    leader_election: bool = True
+    #: How long a leader's Lease is good for without renewal (default 10s): a standby takes
+    #: over a crashed leader after at most this long plus one retry period, inside the 15 s
+    #: a failover may take. A graceful stop hands the Lease back at once.
+    lease_duration: timedelta = timedelta(seconds=10)
+    #: How long a leader keeps trying to renew before it stops leading (default 7s): shorter
+    #: than the lease duration, so an old leader has stopped writing before anyone may start.
+    lease_renew_deadline: timedelta = timedelta(seconds=7)
+    #: How often the Lease is renewed, and a standby tries to take it (default 2s).
+    lease_retry_period: timedelta = timedelta(seconds=2)
 
     def __post_init__(self) -> None:
         if not isinstance(self.trust_domain, TrustDomain):
@@ -623,9 +639,21 @@ class AdminConfig:
             ("maxTokenTTL", self.max_token_ttl),
             ("caLifetime", self.ca_lifetime),
             ("rolloverPublishDelay", self.rollover_publish_delay),
+            ("leaderElection.leaseDuration", self.lease_duration),
+            ("leaderElection.renewDeadline", self.lease_renew_deadline),
+            ("leaderElection.retryPeriod", self.lease_retry_period),
         ):
             if not isinstance(value, timedelta) or value.microseconds:
                 raise ConfigError(where, "must be a duration of whole seconds")
+        if not timedelta(0) < self.lease_retry_period < self.lease_renew_deadline:
+            raise ConfigError(
+                "leaderElection.retryPeriod", "must be above 0s and below renewDeadline"
+            )
+        if not self.lease_renew_deadline < self.lease_duration <= MAX_LEASE_DURATION:
+            raise ConfigError(
+                "leaderElection.leaseDuration",
+                f"must be above renewDeadline and at most {format_duration(MAX_LEASE_DURATION)}",
+            )
         if not timedelta(0) <= self.rollover_publish_delay <= MAX_ROLLOVER_PUBLISH_DELAY:
             raise ConfigError(
                 "rolloverPublishDelay",
@@ -922,6 +950,7 @@ _TOP_LEVEL = (
     "trustConfigMap",
     "localCASecret",
     "vault",
+    "leaderElection",
 )
 
 
@@ -940,6 +969,11 @@ def _build(document: object) -> AdminConfig:
         ),
     )
     http = _object(doc.get("http"), "http", ("host", "port"))
+    election = _object(
+        doc.get("leaderElection"),
+        "leaderElection",
+        ("enabled", "leaseDuration", "renewDeadline", "retryPeriod"),
+    )
     if "trustDomain" not in doc:
         raise ConfigError(
             "trustDomain",
@@ -1004,6 +1038,17 @@ def _build(document: object) -> AdminConfig:
             options[attribute] = group[key]  # types are checked by AdminConfig itself
     if "host" in http:
         options["http_host"] = _string(http, "host", "http")
+    if "enabled" in election:
+        if not isinstance(election["enabled"], bool):
+            raise ConfigError("leaderElection.enabled", "must be true or false")
+        options["leader_election"] = election["enabled"]
+    for key, attribute in (
+        ("leaseDuration", "lease_duration"),
+        ("renewDeadline", "lease_renew_deadline"),
+        ("retryPeriod", "lease_retry_period"),
+    ):
+        if key in election:
+            options[attribute] = _duration(election, key, "leaderElection")
     return AdminConfig(
         trust_domain=parsed_domain,
         jwt_issuer=_string(doc, "jwtIssuer", ""),

@@ -109,6 +109,16 @@ class Metrics:
         self.scheduled = Gauge(
             "wio_scheduled_rotations", "Objects with a pending due time.", registry=r
         )
+        self.leader = Gauge(
+            "wio_leader",
+            "1 while this replica holds the leader Lease (reconciles and writes), else 0.",
+            registry=r,
+        )
+        self.leader_transitions = Counter(
+            "wio_leader_transitions_total",
+            "Times this replica started or stopped leading.",
+            registry=r,
+        )
 
     def set_identity(
         self,
@@ -130,6 +140,10 @@ class Metrics:
         for gauge in (self.not_after, self.renewal, self.ready):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, name)
+
+    def set_leading(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+        self.leader_transitions.inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -93,3 +93,6 @@ DISTRUST_CA_ANNOTATION = f"{GROUP}/distrust-ca"
 DISTRUST_JWT_ANNOTATION = f"{GROUP}/distrust-jwt"
 #: A request is acknowledged under its own key plus this suffix, with the request's value.
 ACK_SUFFIX = "-ack"
+
+#: The Lease (in the operator's namespace) whose holder is the leading replica.
+LEADER_LEASE = "wio-leader"

@@ -20,14 +20,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Protocol
 
 from aiohttp import web, web_protocol
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from wio.composition.runtime import Runtime
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.metrics import Metrics
 from wio.names import INTROSPECTION_PATH
+from wio.service.introspection import Introspector
+from wio.service.trust import PublicDocuments
 
 #: Largest introspection request body: a form with one token of the largest size we mint.
 MAX_INTROSPECTION_BODY = 4 * MAX_TOKEN_BYTES
@@ -35,8 +37,21 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 log = logging.getLogger(__name__)
 
 
+class Serving(Protocol):
+    """What a replica serves from: the leader's runtime, or a standby's read-only view."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def documents(self) -> PublicDocuments: ...
+
+    @property
+    def introspector(self) -> Introspector: ...
+
+
 def build_app(
-    metrics: Metrics, runtime: Callable[[], Runtime | None], *, issuer: str
+    metrics: Metrics, runtime: Callable[[], Serving | None], *, issuer: str
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -70,7 +85,7 @@ def build_app(
             }
         )
 
-    def _running() -> Runtime:
+    def _running() -> Serving:
         current = runtime()
         if current is None or not current.ready:
             raise web.HTTPServiceUnavailable(
@@ -79,11 +94,11 @@ def build_app(
         return current
 
     async def jwks(_: web.Request) -> web.Response:
-        body = await _running().trust.jwks_json()
+        body = await _running().documents.jwks_json()
         return web.Response(body=body, content_type="application/jwk-set+json")
 
     async def spiffe_bundle(_: web.Request) -> web.Response:
-        body = await _running().trust.spiffe_bundle_json()
+        body = await _running().documents.spiffe_bundle_json()
         return web.Response(body=body, content_type="application/json")
 
     async def introspect(request: web.Request) -> web.Response:

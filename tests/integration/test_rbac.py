@@ -416,7 +416,8 @@ def test_delete_runs_the_finalizer_with_only_the_deployed_rbac(
         ("delete", "configmaps", "tenant"),
         ("update", "workloadidentities", "tenant"),
         ("delete", "workloadidentities", "tenant"),
-        ("create", "leases", "operator"),
+        ("create", "leases", "tenant"),  # leader election is in wio's namespace only
+        ("update", "leases", "another Lease"),  # …and on its own Lease only
     ],
 )
 def test_deployed_rbac_grants_nothing_beyond_what_wio_calls(
@@ -434,6 +435,8 @@ def test_deployed_rbac_grants_nothing_beyond_what_wio_calls(
         attributes["namespace"] = OPERATOR_NAMESPACE
     elif where == "another state Secret":
         attributes.update(namespace=OPERATOR_NAMESPACE, name="not-wio-local-ca")
+    elif where == "another Lease":
+        attributes.update(namespace=OPERATOR_NAMESPACE, name="kube-scheduler")
     assert not _allowed(limited.api, **attributes)
 
 

@@ -13,7 +13,7 @@ it to the cache and to the controllers that care.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from wio.k8s.signer_state import SignerState, SignerStateStore
 from wio.k8s.trust_store import TrustConfigMaps
 from wio.metrics import Metrics
 from wio.models.resources import MAX_JWT_TTL, MAX_TOKEN_TTL
+from wio.models.revocation import RevocationList
 from wio.service.cache import WatchedCache
 from wio.service.identities import IdentityController
 from wio.service.introspection import Introspector
@@ -41,7 +42,7 @@ from wio.service.kind import Collaborators
 from wio.service.rollover import KeyRollover
 from wio.service.scoped import ScopedCredentialController
 from wio.service.signers import Signer, SignerSet
-from wio.service.trust import TrustPublisher
+from wio.service.trust import PublicDocuments, TrustPublisher
 from wio.service.upstream import UpstreamRevoker
 from wio.service.workqueue import TokenBucket
 
@@ -89,12 +90,7 @@ class Runtime:
                 kube, namespace=config.operator_namespace, name=config.local_ca_secret
             )
             local_x509, local_jwt = await _local_signers(config, store, clock)
-            signers = SignerSet(
-                {
-                    name: _signer(name, sc, local_x509, local_jwt, config, clock, vault_clients)
-                    for name, sc in config.signers.items()
-                }
-            )
+            signers = build_signers(config, local_x509, local_jwt, clock, vault_clients)
             revocations = RevocationStore(
                 kube,
                 namespace=config.operator_namespace,
@@ -136,15 +132,8 @@ class Runtime:
                 policy_defaults=config.policy_defaults(),
             )
             identities, scoped = build_controllers(parts)
-            introspector = Introspector(
-                issuer=config.jwt_issuer,
-                trust_domain=config.trust_domain.name,
-                jwks=signers.jwt_public_jwks,
-                revocations=lambda: revocations.current,
-                clock=clock,
-                rate=config.introspection_rate,
-                burst=config.introspection_burst,
-                on_result=lambda result: metrics.introspections.labels(result).inc(),
+            introspector = build_introspector(
+                config, signers, lambda: revocations.current, clock, metrics
             )
             rollover = KeyRollover(
                 authority=local_x509,
@@ -194,6 +183,10 @@ class Runtime:
         runtime.ready = True
         return runtime
 
+    @property
+    def documents(self) -> PublicDocuments:
+        return self.trust.documents
+
     async def stop(self) -> None:
         self.ready = False
         await self.rollover.stop()
@@ -242,33 +235,73 @@ def build_controllers(
     return identities, scoped
 
 
-async def _local_signers(
-    config: AdminConfig, store: SignerStateStore, clock: Clock
-) -> tuple[LocalAuthority, LocalJwtSigner]:
-    """The local CA and JWT key ring, from their Secret or freshly made (and stored) once."""
+def build_introspector(
+    config: AdminConfig,
+    signers: SignerSet,
+    revocations: Callable[[], RevocationList],
+    clock: Clock,
+    metrics: Metrics,
+) -> Introspector:
+    """Token introspection, the same on the leader and on every standby."""
+    return Introspector(
+        issuer=config.jwt_issuer,
+        trust_domain=config.trust_domain.name,
+        jwks=signers.jwt_public_jwks,
+        revocations=revocations,
+        clock=clock,
+        rate=config.introspection_rate,
+        burst=config.introspection_burst,
+        on_result=lambda result: metrics.introspections.labels(result).inc(),
+    )
+
+
+def ca_config(config: AdminConfig) -> CAConfig:
     # Leaves may live up to a sixth of the CA's life (an IdentityPolicy may allow more than
     # the default maximum); the CA's rotation schedule is built around that bound.
-    ca_config = CAConfig(
+    return CAConfig(
         config.trust_domain,
         lifetime=config.ca_lifetime,
         max_leaf_ttl=config.ca_lifetime / 6,
         skew=config.skew,
     )
+
+
+async def _local_signers(
+    config: AdminConfig, store: SignerStateStore, clock: Clock
+) -> tuple[LocalAuthority, LocalJwtSigner]:
+    """The local CA and JWT key ring, from their Secret or freshly made (and stored) once."""
     state = await store.load()
     if state is None:
-        fresh_ca = LocalCA.bootstrap(ca_config, clock.now())
+        fresh_ca = LocalCA.bootstrap(ca_config(config), clock.now())
         fresh_ring = JwtKeyRing(SigningKey.generate())
         state = await store.create_or_load(SignerState(fresh_ca.dump(), dump_keyring(fresh_ring)))
-    ca = LocalCA.load(state.ca, ca_config)
 
     async def save_ring(ring: JwtKeyRing) -> None:
         await store.save_jwt(dump_keyring(ring))
 
-    authority = LocalAuthority(ca, name="local", on_change=store.save_ca)
+    authority = LocalAuthority(
+        LocalCA.load(state.ca, ca_config(config)), name="local", on_change=store.save_ca
+    )
     jwt = LocalJwtSigner(load_keyring(state.jwt), name="local", on_change=save_ring)
     await authority.rotate(clock.now())
     await jwt.prune(clock.now())
     return authority, jwt
+
+
+def build_signers(
+    config: AdminConfig,
+    local_x509: LocalAuthority,
+    local_jwt: LocalJwtSigner,
+    clock: Clock,
+    vault_clients: list[VaultClient],
+) -> SignerSet:
+    """Every configured signer by name, around the local CA and key ring given."""
+    return SignerSet(
+        {
+            name: _signer(name, sc, local_x509, local_jwt, config, clock, vault_clients)
+            for name, sc in config.signers.items()
+        }
+    )
 
 
 def _signer(

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,14 @@ PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 PARTIAL_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 _RETRYABLE = {429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One step of a watch: ``LISTED`` carries every object, the others one each."""
+
+    type: str
+    objects: tuple[dict[str, Any], ...]
 
 
 class KubeClient:
@@ -139,49 +148,76 @@ class KubeClient:
                 return items
             params["continue"] = token
 
+    async def watch(
+        self,
+        path: str,
+        *,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+        metadata_only: bool = False,
+        server_timeout: int = 300,
+    ) -> AsyncIterator[WatchEvent]:
+        """Follow the collection ``path``: first ``LISTED`` with every object (again after
+        any break), then each ``ADDED``, ``MODIFIED`` or ``DELETED`` object. A dropped or
+        expired watch lists again and resumes; an unreachable API server is retried with
+        backoff, forever (cancel to stop). ``metadata_only`` asks for PartialObjectMetadata.
+        """
+        selectors: dict[str, str] = {}
+        if field_selector:
+            selectors["fieldSelector"] = field_selector
+        if label_selector:
+            selectors["labelSelector"] = label_selector
+        accept = PARTIAL_METADATA if metadata_only else JSON
+        failures = 0
+        while True:
+            try:
+                listing = await self.request(
+                    "GET",
+                    path,
+                    params=selectors,
+                    accept=PARTIAL_METADATA_LIST if metadata_only else JSON,
+                )
+                yield WatchEvent("LISTED", tuple(listing.get("items") or []))
+                params = {
+                    **selectors,
+                    "watch": "1",
+                    "resourceVersion": (listing.get("metadata") or {}).get("resourceVersion", ""),
+                    "timeoutSeconds": str(server_timeout),
+                }
+                async for event in self._stream(path, params, accept, server_timeout + 30):
+                    failures = 0
+                    kind = event.get("type")
+                    if kind == "ERROR":
+                        break  # typically 410 Gone: list again
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        yield WatchEvent(kind, (event.get("object") or {},))
+            except (WioError, aiohttp.ClientError, TimeoutError, ValueError) as err:
+                # Unreachable, forbidden for now (RBAC being rolled out) or a torn line.
+                failures += 1
+                log.debug("watch of %s restarting: %s", path, err.__class__.__name__)
+                await asyncio.sleep(self._backoff(min(failures, 6), None))
+
     async def watch_metadata(
         self, path: str, name: str, *, server_timeout: int = 300
     ) -> AsyncIterator[dict[str, Any] | None]:
         """Follow one object of collection ``path``: yield its metadata now and after every
         change, None while it does not exist. Metadata only (PartialObjectMetadata), so a
-        Secret's data never crosses the wire. A dropped or expired watch lists again and
-        resumes; an unreachable API server is retried with backoff, forever (cancel to stop).
-        """
-        selector = {"fieldSelector": f"metadata.name={name}"}
-        failures = 0
-        while True:
-            try:
-                listing = await self.request(
-                    "GET", path, params=selector, accept=PARTIAL_METADATA_LIST
-                )
-                items = listing.get("items") or []
-                yield (items[0].get("metadata") or {}) if items else None
-                params = {
-                    **selector,
-                    "watch": "1",
-                    "resourceVersion": (listing.get("metadata") or {}).get("resourceVersion", ""),
-                    "timeoutSeconds": str(server_timeout),
-                }
-                async for event in self._stream(path, params, server_timeout + 30):
-                    failures = 0
-                    kind = event.get("type")
-                    if kind == "ERROR":
-                        break  # typically 410 Gone: list again
-                    obj = event.get("object") or {}
-                    if kind in ("ADDED", "MODIFIED"):
-                        yield obj.get("metadata") or {}
-                    elif kind == "DELETED":
-                        yield None
-            except (WioError, aiohttp.ClientError, TimeoutError, ValueError) as err:
-                # Unreachable, forbidden for now (RBAC being rolled out) or a torn line.
-                failures += 1
-                log.debug("watch of %s/%s restarting: %s", path, name, err.__class__.__name__)
-                await asyncio.sleep(self._backoff(min(failures, 6), None))
+        Secret's data never crosses the wire."""
+        async for event in self.watch(
+            path,
+            field_selector=f"metadata.name={name}",
+            metadata_only=True,
+            server_timeout=server_timeout,
+        ):
+            if event.type == "DELETED" or not event.objects:
+                yield None
+            else:
+                yield event.objects[0].get("metadata") or {}
 
     async def _stream(
-        self, path: str, params: Mapping[str, str], read_timeout: float
+        self, path: str, params: Mapping[str, str], accept: str, read_timeout: float
     ) -> AsyncIterator[dict[str, Any]]:
-        headers = self._headers(PARTIAL_METADATA)
+        headers = self._headers(accept)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=read_timeout)
         async with self._session.get(
             path, params=params, headers=headers, timeout=timeout

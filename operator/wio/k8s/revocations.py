@@ -306,3 +306,68 @@ class RevocationStore:
                 return
         await self._kube.merge_patch(path, patch)
         self._existing.add(name)
+
+
+class RevocationMirror:
+    """What a standby replica knows of the revocation list: the leader's ConfigMaps, watched.
+
+    Read-only. Every stored form counts (the shards of any count, and the first release's
+    single list), so a standby never answers "active" for something the leader has stored
+    as revoked, whatever layout the leader is migrating from.
+    """
+
+    def __init__(self, kube: KubeClient, *, namespace: str, name: str) -> None:
+        self._kube = kube
+        self._namespace = namespace
+        self._legacy = name
+        self._shard_pattern = re.compile(re.escape(name) + r"-(\d\d)")
+        self._stored: dict[str, tuple[Revocation, ...]] = {}
+        self._snapshot: RevocationList | None = RevocationList()
+        self.synced = asyncio.Event()
+
+    @property
+    def current(self) -> RevocationList:
+        if self._snapshot is None:
+            self._snapshot = RevocationList.of(
+                e for entries in self._stored.values() for e in entries
+            )
+        return self._snapshot
+
+    async def follow(self) -> None:
+        """Keep up with the leader's writes until cancelled."""
+        async for event in self._kube.watch(
+            configmap_path(self._namespace), label_selector=f"{MANAGED_BY}={MANAGER}"
+        ):
+            if event.type == "LISTED":
+                listed = {self._name_of(body) for body in event.objects}
+                for gone in set(self._stored) - listed:
+                    del self._stored[gone]
+            for body in event.objects:
+                self._take(body, deleted=event.type == "DELETED")
+            self._snapshot = None
+            self.synced.set()
+
+    def _name_of(self, body: dict[str, object]) -> str:
+        meta = body.get("metadata")
+        return str(meta.get("name", "")) if isinstance(meta, dict) else ""
+
+    def _take(self, body: dict[str, object], *, deleted: bool) -> None:
+        name = self._name_of(body)
+        if name != self._legacy and self._shard_pattern.fullmatch(name) is None:
+            return
+        if deleted:
+            self._stored.pop(name, None)
+            return
+        data = body.get("data")
+        raw = (data.get(DATA_KEY) or "") if isinstance(data, dict) else ""
+        try:
+            entries = (
+                parse_legacy(raw.encode()) if name == self._legacy else parse_shard(raw.encode())
+            )
+        except ValidationError as err:
+            # Keep what was read before: dropping entries would un-revoke credentials.
+            log.warning(
+                "ConfigMap %s/%s: unreadable revocation list: %s", self._namespace, name, err
+            )
+            return
+        self._stored[name] = tuple(entries)

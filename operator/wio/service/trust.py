@@ -36,6 +36,51 @@ WRITTEN_BYTES_PER_SECOND = 100_000
 RECHECK_SECONDS = 60.0
 
 
+class PublicDocuments:
+    """The trust documents anyone may read, built from the signers: the SPIFFE bundle and
+    the JWKS. Every replica serves them; the leader also publishes them in ConfigMaps."""
+
+    def __init__(self, signers: SignerSet) -> None:
+        self._signers = signers
+        self._previous: SpiffeBundle | None = None
+        self._built_from: tuple[list[Any], list[Any]] | None = None
+
+    def continue_from(self, published_json: str | None) -> None:
+        """Number the next bundle after one already published (its sequence only grows,
+        across restarts and from one replica to the next)."""
+        try:
+            published = SpiffeBundle.from_json(published_json) if published_json else None
+        except WioError:
+            return
+        if published is not None and (
+            self._previous is None or published.sequence > self._previous.sequence
+        ):
+            self._previous = published
+
+    async def spiffe_bundle_json(self) -> bytes:
+        return (await self._spiffe_bundle()).to_json()
+
+    async def jwks_json(self) -> bytes:
+        return json.dumps(oidc_jwks(await self._signers.jwt_public_jwks()), sort_keys=True).encode()
+
+    async def _spiffe_bundle(self) -> SpiffeBundle:
+        roots = await self._signers.trust_bundle()
+        jwks = await self._signers.jwt_public_jwks()
+        # Every issuance puts the bundle into its Secret: rebuild it only when the signers
+        # handed out new lists (they cache theirs), not once per credential.
+        built_from = self._built_from
+        if (
+            self._previous is not None
+            and built_from
+            and built_from[0] is roots
+            and built_from[1] is jwks
+        ):
+            return self._previous
+        self._previous = build_spiffe_bundle(roots, jwks, previous=self._previous)
+        self._built_from = (roots, jwks)
+        return self._previous
+
+
 class TrustPublisher:
     def __init__(
         self, store: TrustConfigMaps, *, signers: SignerSet, revocations: RevocationStore
@@ -48,8 +93,7 @@ class TrustPublisher:
         #: Namespaces whose ConfigMap of that name is someone else's (looked at again only
         #: after a restart).
         self.refused: set[str] = set()
-        self._previous: SpiffeBundle | None = None
-        self._built_from: tuple[list[Any], list[Any]] | None = None
+        self.documents = PublicDocuments(signers)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.publishes = 0
@@ -60,13 +104,7 @@ class TrustPublisher:
         for found in await self._store.published():
             self._wanted.add(found.namespace)
             self._published[found.namespace] = found.content_hash
-            try:
-                raw = found.spiffe_bundle_json
-                bundle = SpiffeBundle.from_json(raw) if raw else None
-            except WioError:
-                bundle = None
-            if bundle and (self._previous is None or bundle.sequence > self._previous.sequence):
-                self._previous = bundle
+            self.documents.continue_from(found.spiffe_bundle_json)
 
     def ensure(self, namespace: str) -> None:
         """``namespace`` holds identities: publish there if it is not current."""
@@ -94,27 +132,10 @@ class TrustPublisher:
             self._task = None
 
     async def spiffe_bundle_json(self) -> bytes:
-        return (await self._spiffe_bundle()).to_json()
+        return await self.documents.spiffe_bundle_json()
 
     async def jwks_json(self) -> bytes:
-        return json.dumps(oidc_jwks(await self._signers.jwt_public_jwks()), sort_keys=True).encode()
-
-    async def _spiffe_bundle(self) -> SpiffeBundle:
-        roots = await self._signers.trust_bundle()
-        jwks = await self._signers.jwt_public_jwks()
-        # Every issuance puts the bundle into its Secret: rebuild it only when the signers
-        # handed out new lists (they cache theirs), not once per credential.
-        built_from = self._built_from
-        if (
-            self._previous is not None
-            and built_from
-            and built_from[0] is roots
-            and built_from[1] is jwks
-        ):
-            return self._previous
-        self._previous = build_spiffe_bundle(roots, jwks, previous=self._previous)
-        self._built_from = (roots, jwks)
-        return self._previous
+        return await self.documents.jwks_json()
 
     async def _shared_content(self) -> dict[str, bytes]:
         """What every namespace's ConfigMap carries alike: the bundles and keys."""
