@@ -138,6 +138,26 @@ def test_the_operator_pod_runs_unprivileged_and_its_probes_and_config_line_up(
     config = parse_config(yaml.safe_load(text), {})
     assert set(config.signers) == {"default"}
     assert config.http_port == 8080
+    assert config.leader_election
+
+
+def test_replicas_are_spread_rolled_one_at_a_time_and_protected_from_drains(helm: Path) -> None:
+    docs = render(helm, "wio-system")
+    deployment = _one(docs, "Deployment", "wio")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    pod = deployment["spec"]["template"]["spec"]
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    selector = term["podAffinityTerm"]["labelSelector"]["matchLabels"]
+    assert selector == deployment["spec"]["selector"]["matchLabels"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["WIO_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    budget = _one(docs, "PodDisruptionBudget", "wio")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    # One replica: no budget (it would block every drain).
+    single = render(helm, "wio-system", "replicas=1")
+    assert not [d for d in single if d["kind"] == "PodDisruptionBudget"]
 
 
 @pytest.mark.parametrize("kind", ["ClusterRole", "Role"])
@@ -154,7 +174,7 @@ def test_renamed_state_objects_are_what_the_role_names(helm: Path) -> None:
         for resource in rule["resources"]
         for name in rule.get("resourceNames", [])
     }
-    assert named == {("secrets", "ca"), ("configmaps", "revoked")}
+    assert named == {("secrets", "ca"), ("configmaps", "revoked"), ("leases", "wio-leader")}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         assert _one(docs, kind, "wio")["subjects"] == [
             {"kind": "ServiceAccount", "name": "wio", "namespace": "ops"}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from wio.config import parse_config
+from wio.names import LEADER_LEASE
 
 pytestmark = pytest.mark.unit
 
@@ -85,8 +86,10 @@ def _pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def test_operator_pod_runs_unprivileged_with_a_read_only_root() -> None:
     docs = _deploy_docs()
     deployment = _one(docs, "Deployment", "wio")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Two replicas, rolled one at a time with the new one up first (a standby to hand to).
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert _one(docs, "PodDisruptionBudget", "wio")["spec"]["maxUnavailable"] == 1
     pod = _pod_spec(docs)
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
@@ -142,7 +145,12 @@ def test_shipped_configuration_is_accepted_with_the_local_default_signer() -> No
 
 def test_dockerfile_runs_wio_run_as_the_uid_of_the_pod() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert dockerfile.count("FROM python:3.11-slim") >= 1
+    # The base is an argument (a locally made one where no registry is reachable).
+    assert "ARG BASE_IMAGE=python:3.11-slim" in dockerfile
+    assert [line for line in dockerfile.splitlines() if line.startswith("FROM")] == [
+        "FROM ${BASE_IMAGE} AS build",
+        "FROM ${BASE_IMAGE}",
+    ]
     assert "USER 10001:10001" in dockerfile
     assert "EXPOSE 8080" in dockerfile
     assert 'ENTRYPOINT ["wio", "run"]' in dockerfile
@@ -194,6 +202,7 @@ def test_role_names_the_state_objects_the_default_configuration_uses() -> None:
     assert named == {
         ("secrets", defaults.local_ca_secret),
         ("configmaps", defaults.revocation_configmap),
+        ("leases", LEADER_LEASE),
     }
 
 
