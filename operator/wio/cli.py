@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from wio import handlers
+from wio import __version__, handlers
 from wio.clock import Clock, SystemClock, rfc3339
 from wio.composition.runtime import KubeFactory, Runtime
 from wio.composition.standby import Standby
@@ -132,6 +133,9 @@ async def run_operator(
     """
     metrics = metrics or Metrics()
     clock = clock or SystemClock()
+    identity = identity or replica_identity()
+    # Every request names the replica: the audit log then says which one wrote what.
+    access = dataclasses.replace(access, user_agent=f"wio/{__version__} ({identity})")
     holder = runtime_out if runtime_out is not None else {}
     standby: Standby | None = None
 
@@ -159,7 +163,7 @@ async def run_operator(
         lease_kube = KubeClient(access, max_inflight=2, attempts=1)
         elector = LeaderElector(
             LeaderLease(lease_kube, namespace=config.operator_namespace, name=LEADER_LEASE),
-            identity=identity or replica_identity(),
+            identity=identity,
             timings=LeaseTimings(
                 config.lease_duration, config.lease_renew_deadline, config.lease_retry_period
             ),
@@ -236,9 +240,10 @@ async def _run_controllers(
 
 def replica_identity() -> str:
     """Who this replica is in the Lease: its pod's name (the chart passes it), else the host
-    name; with the process ID, so two processes on one host are never taken for one."""
+    name; with a random suffix, so neither two processes on one host nor a container
+    restarted in the same pod (always PID 1) are ever taken for one another."""
     name = os.environ.get("WIO_POD_NAME") or socket.gethostname()
-    return f"{name}_{os.getpid()}"
+    return f"{name}_{secrets.token_hex(4)}"
 
 
 def _on_signals(signals: tuple[signal.Signals, ...], handler: Callable[[], None]) -> None:

@@ -138,7 +138,7 @@ def replicas(
 def _started(proc: subprocess.Popen[bytes], replicas: Replicas, identity: str) -> None:
     """Wait until the process replica leads (it holds the Lease and has reconciled)."""
     deadline = time.monotonic() + 60
-    while _lease_holder_or_none(replicas.kube) != f"{identity}_{proc.pid}":
+    while not (_lease_holder_or_none(replicas.kube) or "").startswith(f"{identity}_"):
         assert proc.poll() is None, replicas.log_of(identity)[-3000:]
         assert time.monotonic() < deadline, "the process replica never led"
         time.sleep(0.1)

@@ -381,6 +381,9 @@ disabled_plugins = [
                 "imagefs.available": "1%",
                 "nodefs.inodesFree": "1%",
             },
+            # Mounted Secrets are refreshed on each pod sync (default every minute): sooner
+            # here, so the e2e tier sees a rotation reach a pod in seconds, not a minute.
+            "syncFrequency": "10s",
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
         }

@@ -111,9 +111,12 @@ def build_registry(
         # connection per concurrent finalizer patch and keeps them all alive, over a hundred
         # at ~0.3 MiB each. A bounded pool holds the watch streams and a few writes.
         token = access.bearer_token()
+        headers = {"User-Agent": access.user_agent}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=access.ssl_context(), limit=KOPF_CONNECTIONS),
-            headers={"Authorization": f"Bearer {token}"} if token else None,
+            headers=headers,
         )
         return kopf.AiohttpSession(
             server=access.server, default_namespace=access.namespace, aiohttp_session=session

@@ -34,6 +34,8 @@ class ClusterAccess:
     # In-cluster tokens are rotated by the kubelet: read the file on every (re)connect.
     token_file: Path | None = None
     namespace: str | None = None
+    #: Sent with every request, so the API server's audit log tells replicas apart.
+    user_agent: str = "wio"
 
     def bearer_token(self) -> str | None:
         if self.token_file is not None:

@@ -110,7 +110,7 @@ class KubeClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _headers(self, accept: str) -> dict[str, str]:
-        headers = {"Accept": accept}
+        headers = {"Accept": accept, "User-Agent": self.access.user_agent}
         token = self.access.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
