@@ -21,9 +21,27 @@ from wio.devcluster.binaries import (
     pin,
 )
 from wio.devcluster.cluster import ControlPlane
+from wio.devcluster.image import ImageBuildFailed, build_image, why_not_buildable
 from wio.devcluster.node import Node, why_node_unavailable
 from wio.devcluster.openbao import OpenBao
 from wio.devcluster.packages import NODE_PACKAGES, ensure_packages, why_not_installable
+
+#: The source checkout this package runs from (the image is built from its Dockerfile).
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _image() -> int:
+    """Build (or find cached) the operator image; print its docker-archive."""
+    reason = why_not_buildable()
+    if reason is not None:
+        print(f"wio.devcluster: cannot build the image here: {reason}", file=sys.stderr)
+        return 1
+    try:
+        print(f"image: {build_image(REPO)}")
+    except (Unavailable, ImageBuildFailed) as err:
+        print(f"wio.devcluster: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -82,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     build = sub.add_parser(
         "build",
-        help="build and cache the Kubernetes binaries (node ones too) and helm; install the "
-        "node's Debian packages when root",
+        help="build and cache the Kubernetes binaries (node ones too) and helm; where a node "
+        "can run (root, Debian), install its packages and build the operator image",
     )
     build.add_argument(
         "--if-possible",
         action="store_true",
         help="when a prerequisite is missing, say what and exit 0 (the tests then skip or fail)",
+    )
+    sub.add_parser(
+        "image", help="build the operator image from the Dockerfile (root; Debian's Docker)"
     )
     sub.add_parser("check", help="say which binaries are present and which are missing")
     pin_cmd = sub.add_parser("pin", help="re-pin k8s.io/kubernetes (maintainers)")
@@ -100,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pin":
             pin(args.version)
             return 0
+        if args.command == "image":
+            return _image()
         build = args.command == "build"
         binaries = find_binaries(build=build)
         node_binaries = find_node_binaries(build=build)
@@ -118,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wio.devcluster: {err}", file=sys.stderr)
             return 0 if args.if_possible else 1
     # Not being able to run a node is not a build failure: the e2e tier skips with this reason.
-    print(f"real node: {why_node_unavailable() or 'can run here'}")
+    cannot = why_node_unavailable() or why_not_buildable()
+    print(f"real node: {cannot or 'can run here'}")
+    if build and cannot is None and (REPO / "Dockerfile").is_file():
+        # The e2e tier's image, built before the tests so no test's timeout includes it.
+        return _image()
     return 0
 
 
