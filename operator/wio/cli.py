@@ -18,10 +18,9 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import yaml
 
 from wio import __version__, handlers
 from wio.clock import Clock, SystemClock, rfc3339
+from wio.composition.replica import Flag, replica_identity, run_replica
 from wio.composition.runtime import KubeFactory, Runtime
 from wio.composition.standby import Standby
 from wio.config import AdminConfig, load_config
@@ -154,9 +154,19 @@ async def run_operator(
         app = build_app(metrics, serving, issuer=config.jwt_issuer)
         runner = await serve(app, config.http_host, config.http_port)
     trimmer = asyncio.create_task(_return_freed_memory(), name="wio-malloc-trim")
+
+    async def run_controllers(stop: Flag | None, ready: Flag | None) -> None:
+        await handlers.run(
+            start_runtime,
+            access,
+            namespaces=config.watch_namespaces,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+
     try:
         if not config.leader_election:
-            await _run_controllers(config, access, start_runtime, stop_flag, ready_flag)
+            await run_controllers(stop_flag, ready_flag)
             return
         # Its own client, one attempt per request: a renewal must not outlast the deadline
         # retrying, nor queue behind the controllers' writes.
@@ -171,120 +181,21 @@ async def run_operator(
             on_change=metrics.set_leading,
         )
         standby = Standby(config, access, clock, metrics)
-        standby.start()
-        signalled = asyncio.Event()
-        _on_signals(stop_signals, signalled.set)
-        stopping = asyncio.create_task(_first_set(stop_flag, signalled), name="wio-stop-flag")
         try:
-            if not await _first(elector.acquire(), stopping):
-                return
-            stop_controllers, started = asyncio.Event(), asyncio.Event()
-            controllers = asyncio.create_task(
-                _run_controllers(config, access, start_runtime, stop_controllers, started),
-                name="wio-controllers",
+            await run_replica(
+                elector,
+                standby,
+                run_controllers,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                stop_signals=stop_signals,
             )
-            renewing = asyncio.create_task(elector.hold(), name="wio-lease")
-            running = asyncio.create_task(started.wait(), name="wio-started")
-            ends = {stopping, renewing, controllers}
-            await asyncio.wait({*ends, running}, return_when=asyncio.FIRST_COMPLETED)
-            if running.done() and not any(task.done() for task in ends):
-                # Kopf installed its own signal handlers; a signal must stop it through the
-                # flag instead, as the Lease is handed over only after Kopf has stopped.
-                _on_signals(stop_signals, signalled.set)
-                # The standby view served until the leader's runtime could.
-                await standby.stop()
-                standby = None
-                if ready_flag is not None:
-                    ready_flag.set()
-                await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
-            running.cancel()
-            if renewing.done():
-                # Lost the Lease: another replica may lead soon, so stop at once rather
-                # than finish gracefully.
-                controllers.cancel()
-                await asyncio.gather(controllers, return_exceptions=True)
-                renewing.result()
-            # Stop writing first; only then hand the Lease to another replica.
-            stop_controllers.set()
-            await asyncio.gather(controllers, return_exceptions=True)
-            renewing.cancel()
-            await asyncio.gather(renewing, return_exceptions=True)
-            await elector.release()
-            controllers.result()  # a crash of the controllers is the caller's to see
         finally:
-            stopping.cancel()
-            if standby is not None:
-                await standby.stop()
             await lease_kube.close()
     finally:
         trimmer.cancel()
         if runner is not None:
             await runner.cleanup()
-
-
-async def _run_controllers(
-    config: AdminConfig,
-    access: ClusterAccess,
-    start_runtime: Callable[[], Awaitable[Runtime]],
-    stop_flag: asyncio.Event | threading.Event | None,
-    ready_flag: asyncio.Event | threading.Event | None,
-) -> None:
-    await handlers.run(
-        start_runtime,
-        access,
-        namespaces=config.watch_namespaces,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
-
-
-def replica_identity() -> str:
-    """Who this replica is in the Lease: its pod's name (the chart passes it), else the host
-    name; with a random suffix, so neither two processes on one host nor a container
-    restarted in the same pod (always PID 1) are ever taken for one another."""
-    name = os.environ.get("WIO_POD_NAME") or socket.gethostname()
-    return f"{name}_{secrets.token_hex(4)}"
-
-
-def _on_signals(signals: tuple[signal.Signals, ...], handler: Callable[[], None]) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in signals:
-        loop.add_signal_handler(sig, handler)
-
-
-async def _first_set(flag: asyncio.Event | threading.Event | None, other: asyncio.Event) -> None:
-    """Return once ``flag`` or ``other`` is set."""
-    waits = [asyncio.ensure_future(_wait_for(flag)), asyncio.ensure_future(other.wait())]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-
-
-async def _wait_for(flag: asyncio.Event | threading.Event | None) -> None:
-    """Return once ``flag`` is set (never, for None)."""
-    if flag is None:
-        await asyncio.Event().wait()
-    elif isinstance(flag, asyncio.Event):
-        await flag.wait()
-    else:
-        # A thread's Event cannot be awaited; waiting for it in a worker thread would keep
-        # asyncio.run from returning while it is unset.
-        while not flag.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-
-
-async def _first(work: Awaitable[None], stopping: asyncio.Task[None]) -> bool:
-    """Run ``work`` until done (True) or until ``stopping`` completes first (False)."""
-    task = asyncio.ensure_future(work)
-    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-        return True
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    return False
 
 
 def _load_config(path: str | None, overrides: dict[str, str] | None = None) -> AdminConfig:

@@ -56,6 +56,7 @@ class Standby:
         self._documents: PublicDocuments | None = None
         self._introspector: Introspector | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
 
     @property
     def ready(self) -> bool:
@@ -80,6 +81,10 @@ class Standby:
         ]
 
     async def stop(self) -> None:
+        """Stop following the leader (again: nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
