@@ -339,12 +339,14 @@ def test_metrics_and_health_endpoints(
         "wio_issuance_duration_seconds",
         "wio_credential_not_after_timestamp_seconds",
         "wio_credential_renewal_timestamp_seconds",
-        "wio_identity_ready",
+        "wio_credential_ready",
+        "wio_outage_budget_seconds",
+        "wio_rotations_overdue",
         "wio_signer_errors_total",
         "wio_revocations_total",
     ):
         assert name in text
-    assert f'wio_identity_ready{{name="m",namespace="{namespace}"}} 1.0' in text
+    assert f'wio_credential_ready{{kind="x509",name="m",namespace="{namespace}"}} 1.0' in text
     for path in ("/healthz", "/readyz"):
         with urllib.request.urlopen(f"{operator.base_url}{path}", timeout=5) as response:  # noqa: S310
             assert response.status == 200

@@ -20,6 +20,7 @@ PACKAGE = Path(names.__file__).resolve().parent
 
 STORED = {
     "REVOKE_ANNOTATION": "identity.wio.dev/revoke",
+    "LEADER_LEASE": "wio-leader",
     "INTROSPECTION_PATH": "/introspect",
     "GROUP": "identity.wio.dev",
     "VERSION": "v1alpha1",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Protocol
 
 from wio.backends.local import LocalAuthority, LocalJwtSigner
@@ -151,6 +152,9 @@ class Runtime:
                 on_distrust=(identities.requeue, scoped.requeue),
                 untrusted=lambda: identities.untrusted_count() + scoped.untrusted_count(),
             )
+            metrics.follow_credentials(
+                lambda: chain(identities.credential_timings(), scoped.credential_timings()), clock
+            )
             events.start()
             trust.start()
             await cache.load(kube)
@@ -160,6 +164,7 @@ class Runtime:
             upstream.start()
             rollover.start()
         except BaseException:
+            metrics.unfollow_credentials()
             for client in vault_clients:
                 client.close()
             await kube.close()
@@ -189,6 +194,7 @@ class Runtime:
 
     async def stop(self) -> None:
         self.ready = False
+        self.metrics.unfollow_credentials()
         await self.rollover.stop()
         await self.upstream.stop()
         await self.scoped.stop()
@@ -252,6 +258,7 @@ def build_introspector(
         rate=config.introspection_rate,
         burst=config.introspection_burst,
         on_result=lambda result: metrics.introspections.labels(result).inc(),
+        on_refused=metrics.introspection_caller_failed,
     )
 
 

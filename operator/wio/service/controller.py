@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -45,6 +45,7 @@ from wio.errors import (
     WioError,
 )
 from wio.k8s.client import custom_path, list_watched, secret_path
+from wio.metrics import CredentialTiming
 from wio.names import MANAGED_BY, MANAGER
 from wio.policy.checks import REVOKE_REQUESTED
 from wio.policy.reconcile import DRIFT_REASONS, DRIFT_WINDOW, drift_repairs_exhausted
@@ -325,7 +326,6 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
         self.scheduler.cancel(view.key)
         if readiness.block_is_current(view.status, view.generation, blocked.reason):
             return
-        self.on_not_ready(view)
         await self.write_status(view, now, {}, readiness.blocked(blocked.reason, blocked.message))
         self.events.record(
             self.owner(view).event_reference(), "Warning", blocked.reason, blocked.message
@@ -339,7 +339,6 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
         if not issued and readiness.denial_is_current(view.status, view.generation, message):
             return
         self.metrics.policy_denials.labels(self.kind).inc()
-        self.on_not_ready(view)
         fields: dict[str, Any] = {}
         if issued:
             # Tokens naming this subject go too: the subject itself is no longer allowed.
@@ -362,8 +361,6 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
             self.metrics.rotations.labels(source, "Retry", "error").inc()
         else:
             self.metrics.issuances.labels(source, "error").inc()
-        if valid_until is None or now >= valid_until:
-            self.on_not_ready(view)
         self.scheduler.schedule(view.key, outcome.retry_at)
         if outcome.event_reason:
             owner = self.owner(view).event_reference()
@@ -407,6 +404,12 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
         else:
             self.metrics.rotations.labels(source, reason.reason, "success").inc()
         log.info("%s %s: %s", verb.lower(), view.key, text)
+
+    def credential_timings(self) -> Iterator[CredentialTiming]:
+        """Every live credential of this kind, for the metrics (read at scrape)."""
+        for view in list(self.views.values()):
+            if not view.deleting:
+                yield from self.timings(view)
 
     def retire(self, view: ObjectView, now: dt.datetime) -> list[dict[str, str]] | None:
         """``status.retiredCredentials`` once the current credential is replaced: it joins

@@ -21,7 +21,7 @@ import base64
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +32,7 @@ from wio.issuing.jwt import jwt_svid_claims, new_jti
 from wio.issuing.keys import generate_private_key
 from wio.issuing.verify_x509 import verify_svid
 from wio.issuing.x509svid import X509SVID
+from wio.metrics import CredentialTiming
 from wio.models.keytypes import KeyType
 from wio.models.resources import WorkloadIdentitySpec, default_identity_secret_name
 from wio.models.spiffe import SpiffeID
@@ -57,6 +58,7 @@ from wio.service.kind import (
     Live,
     retired_credentials,
     retired_status,
+    timing_of,
 )
 from wio.service.views import ObjectKey, ObjectView, decode_secret_data
 
@@ -166,20 +168,15 @@ class IdentityController(
 
     def on_settled(self, view: ObjectView, state: IdentityState) -> None:
         self.parts.trust.ensure(view.key.namespace)
-        if state.not_after and state.renewal_time:
-            self.metrics.set_identity(
-                view.key.namespace,
-                view.key.name,
-                not_after=state.not_after,
-                renewal=state.renewal_time,
-                ready=True,
-            )
 
-    def on_not_ready(self, view: ObjectView) -> None:
-        self.metrics.set_ready(view.key.namespace, view.key.name, False)
-
-    def on_forget(self, key: ObjectKey) -> None:
-        self.metrics.forget_identity(key.namespace, key.name)
+    def timings(self, view: ObjectView) -> Iterator[CredentialTiming]:
+        for kind, expires, renews in (
+            ("x509", "notAfter", "renewalTime"),
+            ("jwt", "jwtExpiresAt", "jwtRenewalTime"),
+        ):
+            found = timing_of(view, kind, expires, renews)
+            if found is not None:
+                yield found
 
     def untrusted_count(self) -> int:
         """Identity Secrets still holding a certificate or JWT-SVID whose signer is no longer
@@ -276,13 +273,6 @@ class IdentityController(
             fields=identity_secret.issued_status(issued, secret_name=spec.secret_name),
             due=due,
             started=started,
-        )
-        self.metrics.set_identity(
-            namespace,
-            view.key.name,
-            not_after=svid.not_after,
-            renewal=issued.renewal_time,
-            ready=True,
         )
 
     async def _adopt(

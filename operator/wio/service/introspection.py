@@ -130,6 +130,7 @@ class Introspector:
         burst: int,
         monotonic: Callable[[], float] = time.monotonic,
         on_result: Callable[[str], None] = lambda _: None,
+        on_refused: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.issuer = issuer
         self.endpoint = issuer + INTROSPECTION_PATH
@@ -138,6 +139,7 @@ class Introspector:
         self._revocations = revocations
         self._clock = clock
         self._on_result = on_result
+        self._on_refused = on_refused
         self.callers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
         # Failed authentications per remote address: the same budget as one caller.
         self.strangers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
@@ -150,6 +152,7 @@ class Introspector:
         now = self._clock.now()
         caller = await self._authenticate(authorization, now)
         if isinstance(caller, Answer):
+            self._on_refused(remote)
             # Only failed logins count against an address, and only they are held back by
             # it: behind one Ingress every caller shares an address, and a flood of bad
             # credentials must not lock out the resource servers that authenticate.
@@ -167,32 +170,35 @@ class Introspector:
                     "error_description": "the token parameter is required",
                 },
             )
-        body = await self.introspect(token, now)
-        self._on_result("active" if body.get("active") else "inactive")
+        body, outcome = await self.introspect(token, now)
+        self._on_result(outcome)
         return Answer(200, body)
 
-    async def introspect(self, token: str, now: dt.datetime) -> Mapping[str, Any]:
-        """RFC 7662 §2.2 for ``token``: its claims when active, else only ``active: false``."""
+    async def introspect(self, token: str, now: dt.datetime) -> tuple[Mapping[str, Any], str]:
+        """RFC 7662 §2.2 for ``token``: its claims when active, else only ``active: false``;
+        and the outcome for the metrics (``active``, ``inactive_expired``,
+        ``inactive_revoked`` or ``inactive_invalid``), which the answer never tells."""
         if len(token) > MAX_TOKEN_BYTES:
-            return _INACTIVE
+            return _INACTIVE, "inactive_invalid"
         audience = _unverified_audience(token)
         if audience is None:
-            return _INACTIVE
+            return _INACTIVE, "inactive_invalid"
         try:
             verifier = await self._verifier(audience, TokenProfile.ACCESS_TOKEN)
             verified = verifier.verify(token, now)
         except JWTVerificationError as err:
             log.debug("introspection: inactive token (%s)", err.reason)
-            return _INACTIVE
+            expired = err.reason == "expired"
+            return _INACTIVE, "inactive_expired" if expired else "inactive_invalid"
         if self._is_revoked(verified):
             log.debug("introspection: inactive token (revoked)")
-            return _INACTIVE
-        return _active(verified)
+            return _INACTIVE, "inactive_revoked"
+        return _active(verified), "active"
 
     async def _authenticate(self, authorization: str | None, now: dt.datetime) -> str | Answer:
         """The caller's SPIFFE ID, or the 401 to send."""
         if not authorization:
-            self._on_result("unauthorized")
+            self._on_result("unauthenticated")
             return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": _CHALLENGE})
         scheme, _, credential = authorization.strip().partition(" ")
         credential = credential.strip()
@@ -208,7 +214,7 @@ class Introspector:
                     reason = "revoked"
                 elif verified.subject is not None:
                     return verified.subject
-        self._on_result("unauthorized")
+        self._on_result("unauthenticated")
         # Why goes to the log only: telling a caller which check its credential failed helps
         # whoever is forging one.
         log.info("introspection: caller refused (%s)", reason)

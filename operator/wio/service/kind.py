@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -20,11 +20,12 @@ from wio.config import AdminConfig
 from wio.k8s.client import KubeClient
 from wio.k8s.events import EventRecorder
 from wio.k8s.revocations import RevocationStore
-from wio.metrics import Metrics
+from wio.metrics import CredentialTiming, Metrics
 from wio.models.limits import PolicyDefaults
 from wio.policy.rotation import ReissueReason
 from wio.service.cache import WatchedCache
 from wio.service.signers import SignerSet
+from wio.service.status import condition
 from wio.service.trust import TrustPublisher
 from wio.service.upstream import UpstreamRevoker
 from wio.service.views import ObjectKey, ObjectView
@@ -194,8 +195,9 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
     def on_settled(self, view: ObjectView, state: StateT) -> None:
         """Nothing was issued; the credential is valid."""
 
-    def on_not_ready(self, view: ObjectView) -> None:
-        """The object's credential is not usable (denied, expired)."""
+    @abc.abstractmethod
+    def timings(self, view: ObjectView) -> Iterable[CredentialTiming]:
+        """The credentials ``view`` holds, as its status says (for the metrics)."""
 
     def on_observed(self, view: ObjectView) -> None:
         """A watch event recorded ``view``."""
@@ -206,3 +208,21 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
     async def before_revoke(self, view: ObjectView, reason: str) -> None:
         """The object's credential is being revoked (``reason``: deleted, or its policy
         withdrawn): revoke what was issued on its behalf first."""
+
+
+def timing_of(
+    view: ObjectView, kind: str, expires_field: str, renews_field: str
+) -> CredentialTiming | None:
+    """One credential's times from ``view``'s status fields; None when it holds none."""
+    expires = parse_rfc3339(view.status.get(expires_field))
+    if expires is None:
+        return None
+    ready = (condition(view.status, "Ready") or {}).get("status") == "True"
+    return CredentialTiming(
+        kind,
+        view.key.namespace,
+        view.key.name,
+        expires,
+        parse_rfc3339(view.status.get(renews_field)),
+        ready,
+    )

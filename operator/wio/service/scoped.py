@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from wio.clock import parse_rfc3339
 from wio.errors import ValidationError
+from wio.metrics import CredentialTiming
 from wio.models.resources import (
     ScopedCredentialSpec,
     WorkloadIdentitySpec,
@@ -37,7 +38,7 @@ from wio.policy.scoped import (
     reissue_reason,
 )
 from wio.service import credential_secret, readiness
-from wio.service.kind import Blocked, Collaborators, Live, retired_credentials
+from wio.service.kind import Blocked, Collaborators, Live, retired_credentials, timing_of
 from wio.service.leases import live_leases_of
 from wio.service.scoped_issuing import ScopedIssuing, Subject
 from wio.service.status import condition
@@ -66,6 +67,12 @@ class ScopedCredentialController(ScopedIssuing):
         ref = view.spec.get("identityRef")
         if isinstance(ref, str):
             self.by_identity.setdefault(ObjectKey(view.key.namespace, ref), set()).add(view.key)
+
+    def timings(self, view: ObjectView) -> Iterator[CredentialTiming]:
+        kind = "vault" if view.status.get("leaseID") else "token"
+        found = timing_of(view, kind, "expiresAt", "renewalTime")
+        if found is not None:
+            yield found
 
     def on_forget(self, key: ObjectKey) -> None:
         for ref in [r for r, keys in self.by_identity.items() if key in keys]:
