@@ -53,6 +53,7 @@ class World:
         self.tick = Tick()
         self.revoked = RevocationList()
         self.results: list[str] = []
+        self.refused: list[str] = []
 
         async def jwks() -> Sequence[dict[str, Any]]:
             return [key.public_jwk()]
@@ -67,6 +68,7 @@ class World:
             burst=burst,
             monotonic=self.tick,
             on_result=self.results.append,
+            on_refused=self.refused.append,
         )
 
     def access_token(self, **changes: Any) -> str:
@@ -146,6 +148,8 @@ def test_an_expired_token_is_inactive_from_its_exp_on(key: SigningKey) -> None:
     assert world.ask(token, caller).body["active"] is True
     world.clock.advance(1)
     assert world.ask(token, caller).body == INACTIVE
+    # The answer says only "inactive"; the metric says why (an expired token in use).
+    assert world.results == ["active", "inactive_expired"]
 
 
 def test_a_revoked_token_is_inactive_as_soon_as_the_list_changes(key: SigningKey) -> None:
@@ -155,6 +159,7 @@ def test_a_revoked_token_is_inactive_as_soon_as_the_list_changes(key: SigningKey
     assert world.ask(token, caller).body["active"] is True
     world.revoke("token", "token-1")
     assert world.ask(token, caller).body == INACTIVE
+    assert world.results == ["active", "inactive_revoked"]
 
 
 def test_an_id_listed_by_another_namespace_revokes_nothing_here(key: SigningKey) -> None:
@@ -286,6 +291,8 @@ def test_failed_logins_are_limited_per_address_and_never_lock_out_callers_that_a
     # Behind one Ingress everyone shares that address: a caller that authenticates is served.
     assert world.ask(token, bearer(world.caller()), remote="10.0.0.9").status == 200
     assert world.ask(token, "Bearer bad", remote="10.0.0.8").status == 401
+    # Every refusal is counted against the address it came from (an alert watches that).
+    assert world.refused == ["10.0.0.9"] * 3 + ["10.0.0.8"]
 
 
 def test_a_missing_token_parameter_is_a_bad_request(key: SigningKey) -> None:
