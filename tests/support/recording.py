@@ -45,6 +45,7 @@ from wio.metrics import Metrics
 from wio.models.revocation import parse_shard
 from wio.models.spiffe import TrustDomain
 from wio.names import API_VERSION, FINALIZER
+from wio.service.audit import AuditTrail
 from wio.service.cache import WatchedCache
 from wio.service.identities import IdentityController
 from wio.service.kind import Collaborators
@@ -488,6 +489,7 @@ class Harness:
             upstream=UpstreamRevoker(signers, None, revocations, metrics, clock),
             cache=cache,
             policy_defaults=config.policy_defaults(),
+            audit=AuditTrail("test-replica", clock),
         )
         identities, scoped = build_controllers(parts)
         events.start()

@@ -36,6 +36,7 @@ from wio.k8s.trust_store import TrustConfigMaps
 from wio.metrics import Metrics
 from wio.models.resources import MAX_JWT_TTL, MAX_TOKEN_TTL
 from wio.models.revocation import RevocationList
+from wio.service.audit import AuditTrail
 from wio.service.cache import WatchedCache
 from wio.service.identities import IdentityController
 from wio.service.introspection import Introspector
@@ -82,8 +83,10 @@ class Runtime:
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
         kube_factory: KubeFactory = KubeClient,
+        audit: AuditTrail | None = None,
     ) -> Runtime:
         metrics = metrics or Metrics()
+        audit = audit or AuditTrail("wio", clock)
         kube = kube_factory(access, max_inflight=config.max_inflight_writes)
         vault_clients: list[VaultClient] = []
         try:
@@ -131,10 +134,11 @@ class Runtime:
                 upstream=upstream,
                 cache=cache,
                 policy_defaults=config.policy_defaults(),
+                audit=audit,
             )
             identities, scoped = build_controllers(parts)
             introspector = build_introspector(
-                config, signers, lambda: revocations.current, clock, metrics
+                config, signers, lambda: revocations.current, clock, metrics, audit
             )
             rollover = KeyRollover(
                 authority=local_x509,
@@ -144,6 +148,7 @@ class Runtime:
                 trust=trust,
                 events=events,
                 metrics=metrics,
+                audit=audit,
                 clock=clock,
                 publish_delay=config.rollover_publish_delay,
                 # A retired JWT key stays published as long as the longest token the API
@@ -247,6 +252,7 @@ def build_introspector(
     revocations: Callable[[], RevocationList],
     clock: Clock,
     metrics: Metrics,
+    audit: AuditTrail,
 ) -> Introspector:
     """Token introspection, the same on the leader and on every standby."""
     return Introspector(
@@ -259,6 +265,7 @@ def build_introspector(
         burst=config.introspection_burst,
         on_result=lambda result: metrics.introspections.labels(result).inc(),
         on_refused=metrics.introspection_caller_failed,
+        audit=audit,
     )
 
 

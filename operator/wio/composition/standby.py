@@ -28,6 +28,7 @@ from wio.k8s.revocations import RevocationMirror
 from wio.k8s.signer_state import SignerState, SignerStateStore
 from wio.k8s.trust_store import TrustConfigMaps
 from wio.metrics import Metrics
+from wio.service.audit import AuditTrail
 from wio.service.introspection import Introspector
 from wio.service.signers import SignerSet
 from wio.service.trust import PublicDocuments
@@ -37,9 +38,15 @@ log = logging.getLogger(__name__)
 
 class Standby:
     def __init__(
-        self, config: AdminConfig, access: ClusterAccess, clock: Clock, metrics: Metrics
+        self,
+        config: AdminConfig,
+        access: ClusterAccess,
+        clock: Clock,
+        metrics: Metrics,
+        audit: AuditTrail,
     ) -> None:
         self._config = config
+        self._audit = audit
         self._clock = clock
         self._metrics = metrics
         # Reads only: a handful of requests in flight is plenty.
@@ -125,7 +132,12 @@ class Standby:
                 ).published():
                     documents.continue_from(found.spiffe_bundle_json)
             self._introspector = build_introspector(
-                self._config, signers, lambda: self._mirror.current, self._clock, self._metrics
+                self._config,
+                signers,
+                lambda: self._mirror.current,
+                self._clock,
+                self._metrics,
+                self._audit,
             )
             self._documents = documents
             self._signers = signers

@@ -15,6 +15,7 @@ from wio.policy.rotation import ReissueReason
 
 KEY_UNPUBLISHED = "SigningKeyNotPublished"
 REVOKE_REQUESTED = "RevokeRequested"
+FORCED_ROTATION = "ForcedRotation"
 UNPUBLISHED_MESSAGE = "the key that signed the token is no longer published (key rollover)"
 
 
@@ -77,9 +78,7 @@ def spec_changed(s: CredentialRecord) -> ReissueReason | None:
 
 def forced(s: CredentialRecord) -> ReissueReason | None:
     if s.forced_request and s.forced_request != s.forced_ack:
-        return ReissueReason(
-            "ForcedRotation", "a rotation was requested with the rotate annotation"
-        )
+        return ReissueReason(FORCED_ROTATION, "a rotation was requested with the rotate annotation")
     return None
 
 

@@ -46,8 +46,9 @@ from wio.errors import (
 )
 from wio.k8s.client import custom_path, list_watched, secret_path
 from wio.metrics import CredentialTiming
+from wio.models.audit import AuditEvent
 from wio.names import MANAGED_BY, MANAGER
-from wio.policy.checks import REVOKE_REQUESTED
+from wio.policy.checks import FORCED_ROTATION, REVOKE_REQUESTED
 from wio.policy.reconcile import DRIFT_REASONS, DRIFT_WINDOW, drift_repairs_exhausted
 from wio.policy.rotation import ReissueReason, renewal_time
 from wio.service import readiness
@@ -78,7 +79,8 @@ from wio.service.views import (
 from wio.service.workqueue import DueScheduler, KeyedLocks, WorkQueue
 
 log = logging.getLogger(__name__)
-audit = logging.getLogger("wio.audit")
+#: The status fields that name an issued credential (serial, token IDs, Vault lease).
+_IDS = ("serialNumber", "jwtID", "jti", "leaseID")
 
 #: How often an object whose Secret name another wio object holds looks again: nothing tells
 #: it when the other lets go of the name.
@@ -339,6 +341,7 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
         if not issued and readiness.denial_is_current(view.status, view.generation, message):
             return
         self.metrics.policy_denials.labels(self.kind).inc()
+        self.audit(view, "deny", "denied", reason=message)
         fields: dict[str, Any] = {}
         if issued:
             # Tokens naming this subject go too: the subject itself is no longer allowed.
@@ -361,6 +364,8 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
             self.metrics.rotations.labels(source, "Retry", "error").inc()
         else:
             self.metrics.issuances.labels(source, "error").inc()
+        action = "rotate" if self.issued_before(view) else "issue"
+        self.audit(view, action, "failure", reason=outcome.message)
         self.scheduler.schedule(view.key, outcome.retry_at)
         if outcome.event_reason:
             owner = self.owner(view).event_reference()
@@ -403,7 +408,40 @@ class CredentialController(Revoking[SpecT, SubjectT, StateT, FactsT]):
             self.metrics.issuances.labels(source, "success").inc()
         else:
             self.metrics.rotations.labels(source, reason.reason, "success").inc()
+        self.audit_issuance(view, first, reason, [str(fields[k]) for k in _IDS if fields.get(k)])
         log.info("%s %s: %s", verb.lower(), view.key, text)
+
+    def audit_issuance(
+        self, view: ObjectView, first: bool, reason: ReissueReason, credentials: list[str]
+    ) -> None:
+        """The audit record of a credential issued, or re-issued for ``reason``."""
+        action = "issue" if first else "rotate"
+        if reason.reason == FORCED_ROTATION:
+            action = "forced-rotation"
+        self.audit(view, action, "success", credentials=credentials, reason=reason.reason)
+
+    def audit(
+        self,
+        view: ObjectView,
+        action: str,
+        outcome: str,
+        *,
+        credentials: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> None:
+        self.parts.audit.record(
+            AuditEvent(
+                action,
+                outcome,
+                actor=view.actor,
+                subject=self.subject_of(view) or None,
+                kind=self.kind,
+                namespace=view.key.namespace,
+                name=view.key.name,
+                credentials=credentials,
+                reason=reason,
+            )
+        )
 
     def credential_timings(self) -> Iterator[CredentialTiming]:
         """Every live credential of this kind, for the metrics (read at scrape)."""

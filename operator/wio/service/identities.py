@@ -37,6 +37,7 @@ from wio.models.keytypes import KeyType
 from wio.models.resources import WorkloadIdentitySpec, default_identity_secret_name
 from wio.models.spiffe import SpiffeID
 from wio.names import IDENTITY_OWNER_LABEL, WORKLOAD_IDENTITIES, WORKLOAD_IDENTITY
+from wio.policy.checks import FORCED_ROTATION
 from wio.policy.identity_policy import evaluate_identity
 from wio.policy.reconcile import (
     ADOPT,
@@ -250,7 +251,7 @@ class IdentityController(
             token_renewal_time=token_renew,
             token_id=jti,
             token_kid=kid,
-            forced_ack=view.forced_request if reason.reason == "ForcedRotation" else None,
+            forced_ack=view.forced_request if reason.reason == FORCED_ROTATION else None,
             rotations=self.rotations(view),
         )
         data, notes = identity_secret.encode(issued)
@@ -327,6 +328,7 @@ class IdentityController(
         status = {**status, "retiredCredentials": retired_status(earlier, now)}
         await self.write_status(view, now, status, [])
         self.metrics.rotations.labels("jwt", reason.reason, "success").inc()
+        self.audit_issuance(view, False, reason, [str(claims["jti"])])
         renewal = parse_rfc3339(view.status.get("renewalTime"))
         self.scheduler.schedule(view.key, min(t for t in (renewal, renew) if t is not None))
 
@@ -381,12 +383,10 @@ class IdentityController(
 
     def revocation_report(
         self, view: ObjectView, subject: str, live: Sequence[Live], pending: set[str]
-    ) -> tuple[str, dict[str, Any], tuple[str, str]]:
+    ) -> tuple[str, tuple[str, str]]:
         serials = sorted(item.id for item in live if item.kind == "x509")
-        jtis = sorted(item.id for item in live if item.kind == "jwt")
         message = f"revoked {subject or view.key} serial {', '.join(serials) or '-'}"
-        fields = {"serials": serials, "jtis": jtis, "upstreamPending": sorted(pending)}
-        return message, fields, ("x509", "pending" if pending else "success")
+        return message, ("x509", "pending" if pending else "success")
 
 
 async def _new_key(key_type: KeyType) -> Any:

@@ -45,9 +45,11 @@ from wio.clock import Clock
 from wio.errors import JWTVerificationError
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile, VerifiedToken
+from wio.models.audit import AuditEvent
 from wio.models.revocation import RevocationList
 from wio.models.spiffe import namespace_of
 from wio.names import INTROSPECTION_PATH
+from wio.service.audit import AuditTrail
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ class Introspector:
         monotonic: Callable[[], float] = time.monotonic,
         on_result: Callable[[str], None] = lambda _: None,
         on_refused: Callable[[str], None] = lambda _: None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.issuer = issuer
         self.endpoint = issuer + INTROSPECTION_PATH
@@ -140,6 +143,7 @@ class Introspector:
         self._clock = clock
         self._on_result = on_result
         self._on_refused = on_refused
+        self._audit = audit
         self.callers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
         # Failed authentications per remote address: the same budget as one caller.
         self.strangers = KeyedRateLimiter(rate, burst, monotonic=monotonic)
@@ -153,26 +157,46 @@ class Introspector:
         caller = await self._authenticate(authorization, now)
         if isinstance(caller, Answer):
             self._on_refused(remote)
+            stranger = f"unauthenticated {remote}"
             # Only failed logins count against an address, and only they are held back by
             # it: behind one Ingress every caller shares an address, and a flood of bad
             # credentials must not lock out the resource servers that authenticate.
             wait = self.strangers.take(remote)
-            return caller if wait is None else self._limited(wait)
+            if wait is not None:
+                return self._done(self._limited(wait), "rate_limited", stranger)
+            return self._done(caller, "unauthenticated", stranger)
         wait = self.callers.take(caller)
         if wait is not None:
-            return self._limited(wait)
+            return self._done(self._limited(wait), "rate_limited", caller)
         if not isinstance(token, str) or not token:
-            self._on_result("bad_request")
-            return Answer(
+            missing = Answer(
                 400,
                 {
                     "error": "invalid_request",
                     "error_description": "the token parameter is required",
                 },
             )
+            return self._done(missing, "bad_request", caller)
         body, outcome = await self.introspect(token, now)
+        return self._done(Answer(200, body), outcome, caller)
+
+    def _done(self, answer: Answer, outcome: str, actor: str) -> Answer:
+        """Count and audit ``answer``: who asked, and (only for an active token, whose
+        claims were verified) whose token it was and its ``jti``."""
         self._on_result(outcome)
-        return Answer(200, body)
+        if self._audit is not None:
+            body = answer.body if outcome == "active" else {}
+            jti = body.get("jti")
+            self._audit.record(
+                AuditEvent(
+                    "introspect",
+                    outcome,
+                    actor=actor,
+                    subject=body.get("sub"),
+                    credentials=[jti] if isinstance(jti, str) else [],
+                )
+            )
+        return answer
 
     async def introspect(self, token: str, now: dt.datetime) -> tuple[Mapping[str, Any], str]:
         """RFC 7662 §2.2 for ``token``: its claims when active, else only ``active: false``;
@@ -198,7 +222,6 @@ class Introspector:
     async def _authenticate(self, authorization: str | None, now: dt.datetime) -> str | Answer:
         """The caller's SPIFFE ID, or the 401 to send."""
         if not authorization:
-            self._on_result("unauthenticated")
             return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": _CHALLENGE})
         scheme, _, credential = authorization.strip().partition(" ")
         credential = credential.strip()
@@ -214,7 +237,6 @@ class Introspector:
                     reason = "revoked"
                 elif verified.subject is not None:
                     return verified.subject
-        self._on_result("unauthenticated")
         # Why goes to the log only: telling a caller which check its credential failed helps
         # whoever is forging one.
         log.info("introspection: caller refused (%s)", reason)
@@ -222,7 +244,6 @@ class Introspector:
         return Answer(401, {"error": "invalid_client"}, {"WWW-Authenticate": challenge})
 
     def _limited(self, wait: float) -> Answer:
-        self._on_result("rate_limited")
         seconds = max(1, math.ceil(wait))
         return Answer(
             429,

@@ -23,6 +23,7 @@ from wio.k8s.revocations import RevocationStore
 from wio.metrics import CredentialTiming, Metrics
 from wio.models.limits import PolicyDefaults
 from wio.policy.rotation import ReissueReason
+from wio.service.audit import AuditTrail
 from wio.service.cache import WatchedCache
 from wio.service.signers import SignerSet
 from wio.service.status import condition
@@ -110,6 +111,8 @@ class Collaborators:
     cache: WatchedCache
     #: The limits policy applies where no IdentityPolicy sets them.
     policy_defaults: PolicyDefaults
+    #: The hash-chained audit stream of this replica.
+    audit: AuditTrail
 
 
 class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
@@ -179,9 +182,9 @@ class KindHooks(abc.ABC, Generic[SpecT, SubjectT, StateT, FactsT]):
     @abc.abstractmethod
     def revocation_report(
         self, view: ObjectView, subject: str, live: Sequence[Live], pending: set[str]
-    ) -> tuple[str, dict[str, Any], tuple[str, str]]:
+    ) -> tuple[str, tuple[str, str]]:
         """What was revoked of ``subject`` (``subject_of``, empty when unknown), for the Event
-        (the core adds what became of the Secret), the kind's audit fields, the metric labels."""
+        (the core adds what became of the Secret); and the metric labels."""
 
     def facts_from_metadata(self, owner: str, annotations: Mapping[str, str]) -> FactsT | None:
         """What wio's own annotations say a Secret holds, for a kind that lists its Secrets

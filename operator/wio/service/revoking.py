@@ -13,20 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Any
 
-from wio.clock import Clock, rfc3339, whole_seconds
+from wio.clock import Clock, whole_seconds
 from wio.errors import ApiConflict
 from wio.k8s.client import secret_path
 from wio.k8s.events import EventRecorder
 from wio.metrics import Metrics
+from wio.models.audit import AuditEvent
 from wio.models.revocation import Revocation
 from wio.service.kind import Collaborators, FactsT, Live, SpecT, StateT, SubjectT
 from wio.service.ownership import SecretOwnership
 from wio.service.views import ObjectKey, ObjectView
 
 log = logging.getLogger("wio.service.controller")
-audit = logging.getLogger("wio.audit")
 
 
 class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
@@ -71,8 +70,8 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         subject = self.subject_of(view)
         pending = await self._revoke_upstream(view, live)
         await self._store_revocations(view, subject, live, pending, reason, now)
-        message, fields, labels = self.revocation_report(view, subject, live, pending)
-        self._report_revocation(view, subject, message + note, fields, labels, reason, now)
+        message, labels = self.revocation_report(view, subject, live, pending)
+        self._report_revocation(view, subject, message + note, live, labels, reason)
 
     async def _store_revocations(
         self,
@@ -111,28 +110,25 @@ class Revoking(SecretOwnership[SpecT, SubjectT, StateT, FactsT]):
         view: ObjectView,
         subject: str,
         message: str,
-        fields: dict[str, Any],
+        live: Sequence[Live],
         labels: tuple[str, str],
         reason: str,
-        now: dt.datetime,
     ) -> None:
-        """The Event, the audit line, the metric and the log of one revocation."""
+        """The Event, the audit record, the metric and the log of one revocation."""
         key = view.key
         self.events.record(self.owner(view).event_reference(), "Normal", "Revoked", message)
-        audit.info(
-            "revoked",
-            extra={
-                "audit": {
-                    "action": "revoke",
-                    "kind": self.kind,
-                    "namespace": key.namespace,
-                    "name": key.name,
-                    "spiffeID": subject,
-                    **fields,
-                    "reason": reason,
-                    "time": rfc3339(now),
-                }
-            },
+        self.parts.audit.record(
+            AuditEvent(
+                "revoke",
+                "success",
+                actor=view.actor,
+                subject=subject or None,
+                kind=self.kind,
+                namespace=key.namespace,
+                name=key.name,
+                credentials=sorted(item.id for item in live),
+                reason=reason,
+            )
         )
         self.metrics.revocations.labels(*labels).inc()
         log.info("revoked %s (%s): %s", key, reason, message)

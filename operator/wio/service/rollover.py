@@ -38,6 +38,7 @@ from wio.issuing.keyring_state import dump_keyring
 from wio.k8s.events import EventRecorder
 from wio.k8s.signer_state import SignerStateStore
 from wio.metrics import Metrics
+from wio.models.audit import AuditEvent
 from wio.names import (
     ACK_SUFFIX,
     DISTRUST_CA_ANNOTATION,
@@ -45,6 +46,7 @@ from wio.names import (
     ROLLOVER_CA_ANNOTATION,
     ROLLOVER_JWT_ANNOTATION,
 )
+from wio.service.audit import AuditTrail
 from wio.service.signers import SignerSet
 from wio.service.trust import TrustPublisher
 
@@ -97,6 +99,7 @@ class KeyRollover:
         trust: TrustPublisher,
         events: EventRecorder,
         metrics: Metrics,
+        audit: AuditTrail,
         clock: Clock,
         publish_delay: dt.timedelta,
         jwt_retire_after: dt.timedelta,
@@ -110,6 +113,7 @@ class KeyRollover:
         self._trust = trust
         self._events = events
         self._metrics = metrics
+        self._audit = audit
         self._clock = clock
         self._publish_delay = publish_delay
         self._jwt_retire_after = jwt_retire_after
@@ -316,6 +320,7 @@ class KeyRollover:
             reason,
             f"{old} is no longer trusted and left the published bundle; {new} signs from now "
             "on; every credential the old one signed is being re-issued",
+            action="distrust",
         )
 
     def _track_distrust(self) -> None:
@@ -336,8 +341,9 @@ class KeyRollover:
         with contextlib.suppress(KeyError):
             self._metrics.key_activation.remove(key)
 
-    def _record(self, type_: str, reason: str, message: str) -> None:
+    def _record(self, type_: str, reason: str, message: str, action: str = "rollover") -> None:
         log.log(logging.INFO if type_ == "Normal" else logging.WARNING, "%s: %s", reason, message)
+        self._audit.record(AuditEvent(action, "success", reason=f"{reason}: {message}"))
         if self._involved:
             self._events.record(self._involved, type_, reason, message)
 

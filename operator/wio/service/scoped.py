@@ -269,13 +269,12 @@ class ScopedCredentialController(ScopedIssuing):
 
     def revocation_report(
         self, view: ObjectView, subject: str, live: Sequence[Live], pending: set[str]
-    ) -> tuple[str, dict[str, Any], tuple[str, str]]:
+    ) -> tuple[str, tuple[str, str]]:
         kind = _revoked_kind(view)
         ids = sorted(item.id for item in live)
         what = ", ".join(ids) if kind == "token" else f"{len(ids)} lease(s)"
         message = f"revoked {kind} {what or '(none live)'} of {subject or view.key}"
-        fields = {"credential": kind, "ids": ids, "upstreamPending": sorted(pending)}
-        return message, fields, (kind, "pending" if pending else "success")
+        return message, (kind, "pending" if pending else "success")
 
     async def revoke_for_identity(self, identity: ObjectKey, reason: str) -> None:
         """The WorkloadIdentity ``identity`` is being deleted (``reason`` ``Deleted``), or its

@@ -23,6 +23,7 @@ from wio.errors import SignerRejected, WioError
 from wio.issuing.jwt import access_token_claims, new_jti
 from wio.issuing.verify_jwt import JwtVerifier, TokenProfile
 from wio.models.resources import ScopedCredentialSpec, WorkloadIdentitySpec
+from wio.policy.checks import FORCED_ROTATION
 from wio.policy.rotation import ReissueReason
 from wio.policy.scoped import (
     CredentialFacts,
@@ -266,7 +267,7 @@ class ScopedIssuing(
             "renewalTime": rfc3339(renew),
             "rotations": self.rotations(view),
         }
-        if reason.reason == "ForcedRotation":
+        if reason.reason == FORCED_ROTATION:
             status["lastForcedRotation"] = view.forced_request
         await self.record_issuance(
             view,

@@ -55,6 +55,9 @@ class ObjectView:
     resource_version: str | None = None
     # The resourceVersion our own last status write produced; older events are stale.
     written_version: str | None = None
+    # Who last changed what the object asks for (its spec or an annotation), by field
+    # manager, for the audit stream; None when only wio has written it.
+    actor: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> ObjectView:
@@ -71,7 +74,26 @@ class ObjectView:
             deleting=bool(meta.get("deletionTimestamp")),
             guarded=FINALIZER in (meta.get("finalizers") or ()),
             resource_version=meta.get("resourceVersion"),
+            actor=last_requester(meta.get("managedFields")),
         )
+
+
+def last_requester(entries: object) -> str | None:
+    """The field manager that most recently wrote the spec or the annotations, wio (and
+    Kopf, which writes as wio) aside."""
+    latest: tuple[str, str] | None = None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping) or entry.get("subresource"):
+            continue
+        manager, fields = entry.get("manager"), entry.get("fieldsV1") or {}
+        if not isinstance(manager, str) or manager == MANAGER or not isinstance(fields, Mapping):
+            continue
+        metadata = fields.get("f:metadata") or {}
+        if "f:spec" in fields or (isinstance(metadata, Mapping) and "f:annotations" in metadata):
+            when = str(entry.get("time") or "")
+            if latest is None or when >= latest[0]:
+                latest = (when, manager)
+    return latest[1] if latest else None
 
 
 def older(version: str | None, than: str | None) -> bool:
