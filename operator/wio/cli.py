@@ -5,6 +5,8 @@
 is a clear message and exit code 2), then run Kopf with wio's handlers and serve HTTP.
 ``wio dev`` starts a local control plane when no cluster is configured, installs the CRDs,
 runs the operator in-process, applies a sample WorkloadIdentity and shows what was minted.
+``wio status``, ``inspect``, ``renew``, ``revoke`` and ``verify`` are for SREs, with their own
+kubeconfig (``wio.sre``); installed as ``kubectl-wio`` they are also a kubectl plugin.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ from wio.names import (
 )
 from wio.policy.leadership import LeaseTimings
 from wio.service.leadership import LeaderElector, LeadershipLost
+from wio.sre import commands as sre
+from wio.sre.objects import KINDS
+from wio.sre.render import FORMATS
+from wio.sre.requests import revocation_request, rotation_request
+from wio.sre.status import SORT_KEYS
 from wio.web import Serving, build_app, serve
 
 log = logging.getLogger("wio")
@@ -460,8 +467,121 @@ def _cmd_rollover(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wio", description=__doc__.splitlines()[0])
+# -- the SRE commands (wio.sre) ---------------------------------------------------------------
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    return sre.status(
+        args.kubeconfig,
+        namespace=args.namespace,
+        all_namespaces=args.all_namespaces,
+        sort=args.sort,
+        output=args.output,
+        console=sre.Console(),
+    )
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    return sre.inspect_command(
+        args.kubeconfig, args.target, kind=args.kind, output=args.output, console=sre.Console()
+    )
+
+
+def _cmd_renew(args: argparse.Namespace) -> int:
+    return sre.request(
+        args.kubeconfig,
+        args.target,
+        lambda clock: rotation_request(clock.now()),
+        kind=args.kind,
+        wait=args.timeout if args.wait else None,
+        output=args.output,
+        console=sre.Console(),
+    )
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    return sre.request(
+        args.kubeconfig,
+        args.target,
+        lambda clock: revocation_request(args.reason, clock.now()),
+        kind=args.kind,
+        wait=args.timeout if args.wait else None,
+        output=args.output,
+        console=sre.Console(),
+    )
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    return sre.verify_command(
+        args.kubeconfig,
+        args.file,
+        bundle_from=args.bundle_from,
+        configmap=args.bundle_configmap,
+        audience=args.audience,
+        trust_domain=args.trust_domain,
+        issuer=args.issuer,
+        output=args.output,
+        console=sre.Console(),
+    )
+
+
+def _sre_parsers(sub: Any) -> None:
+    """``status``, ``inspect``, ``renew``, ``revoke`` and ``verify`` (README "SRE command line")."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG, ~/.kube/config")
+    common.add_argument("-o", "--output", choices=FORMATS, default="table")
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("target", metavar="NAMESPACE/NAME")
+    target.add_argument("--kind", choices=sorted(KINDS), help="when both kinds have the name")
+    waiting = argparse.ArgumentParser(add_help=False)
+    waiting.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait until status acknowledges the request (default)",
+    )
+    waiting.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+
+    status = sub.add_parser(
+        "status", parents=[common], help="every credential wio manages, with its health"
+    )
+    scope = status.add_mutually_exclusive_group()
+    scope.add_argument("-A", "--all-namespaces", action="store_true")
+    scope.add_argument("-n", "--namespace", default=None, help="default: the context's")
+    status.add_argument("--sort", choices=SORT_KEYS, default="expiry")
+    sub.add_parser(
+        "inspect",
+        parents=[common, target],
+        help="decoded metadata of a credential Secret (never the key or token)",
+    )
+    sub.add_parser(
+        "renew", parents=[common, target, waiting], help="force a rotation and wait for it"
+    )
+    revoke = sub.add_parser(
+        "revoke",
+        parents=[common, target, waiting],
+        help="revoke everything issued so far, without deleting, and issue afresh",
+    )
+    revoke.add_argument("--reason", required=True, help="recorded in the list, Events, status")
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="check an SVID (PEM chain) or JWT against the published bundle and revocations",
+    )
+    verify.add_argument(
+        "file", metavar="FILE", help="a PEM certificate chain or a JWT; - for stdin"
+    )
+    verify.add_argument(
+        "--bundle-from", metavar="NAMESPACE", help="default: the namespace of its SPIFFE ID"
+    )
+    verify.add_argument("--bundle-configmap", default=AdminConfig.trust_configmap)
+    verify.add_argument("--audience", help="a JWT's expected audience (not checked without)")
+    verify.add_argument("--trust-domain", help="default: the credential's own")
+    verify.add_argument("--issuer", help="an access token's expected iss (default: its own)")
+
+
+def main(argv: list[str] | None = None, prog: str = "wio") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the operator (in a cluster, or against a kubeconfig)")
     run.add_argument("--config", default=os.environ.get("WIO_CONFIG"), help="admin config YAML")
@@ -483,9 +603,24 @@ def main(argv: list[str] | None = None) -> int:
     rollover.add_argument("--kubeconfig", default=None)
     rollover.add_argument("--namespace", default=AdminConfig.operator_namespace)
     rollover.add_argument("--secret", default=AdminConfig.local_ca_secret)
+    _sre_parsers(sub)
     args = parser.parse_args(argv)
-    commands = {"run": _cmd_run, "dev": _cmd_dev, "rollover": _cmd_rollover}
+    commands = {
+        "run": _cmd_run,
+        "dev": _cmd_dev,
+        "rollover": _cmd_rollover,
+        "status": _cmd_status,
+        "inspect": _cmd_inspect,
+        "renew": _cmd_renew,
+        "revoke": _cmd_revoke,
+        "verify": _cmd_verify,
+    }
     return int(commands[args.command](args))
+
+
+def kubectl_main() -> int:
+    """``kubectl-wio``: the same commands as a kubectl plugin (``kubectl wio status``)."""
+    return main(prog="kubectl wio")
 
 
 if __name__ == "__main__":
