@@ -256,7 +256,8 @@ def _verify_x509(
         "spiffeID": str(svid.spiffe_id),
         "serial": svid.serial_hex,
         "notAfter": rfc3339(svid.not_after),
-        "chainLength": len(svid.path),
+        # The verified path runs up to the trusted root, which the Secret does not carry.
+        "pathLength": len(svid.path),
     }
 
 
