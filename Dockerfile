@@ -45,5 +45,5 @@ RUN groupadd --system --gid 10001 wio \
 # Same base, same path: the venv's interpreter links resolve to this stage's python3.
 COPY --from=build /opt/wio /opt/wio
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8443 9090
 ENTRYPOINT ["wio", "run"]

@@ -63,13 +63,19 @@ class OperatorProcess:
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
     def start(self, timeout: float = 60.0) -> float:
-        config = {**self.config, "http": {"host": "127.0.0.1", "port": self.port}}
+        ports = {"host": "127.0.0.1", "port": self.port, "metricsPort": self.metrics_port}
+        config = {**self.config, "http": ports}
         config.setdefault("jwtIssuer", self.url)
         path = self.workdir / "wio-config.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -86,8 +92,11 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited: see {self.workdir / 'operator.log'}")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:  # noqa: S310
-                    if response.status == 200:
+                # Ready, and leading: a lone replica takes the Lease at once.
+                with urllib.request.urlopen(f"{self.ops_url}/metrics", timeout=1) as response:  # noqa: S310
+                    leading = b"\nwio_leader 1.0\n" in response.read()
+                with urllib.request.urlopen(f"{self.ops_url}/readyz", timeout=1) as response:  # noqa: S310
+                    if leading and response.status == 200:
                         return time.monotonic() - began
             except OSError:
                 pass

@@ -30,11 +30,13 @@ import yaml
 
 from wio import __version__, handlers
 from wio.clock import Clock, SystemClock, rfc3339
+from wio.composition.public_listener import PublicListener
 from wio.composition.replica import Flag, replica_identity, run_replica
 from wio.composition.runtime import KubeFactory, Runtime
 from wio.composition.standby import Standby
 from wio.config import AdminConfig, load_config
 from wio.errors import ConfigError, WioError
+from wio.issuing.ca import LocalCA
 from wio.k8s.access import ClusterAccess, discover
 from wio.k8s.client import KubeClient, secret_path
 from wio.k8s.leader_lease import LeaderLease
@@ -48,37 +50,33 @@ from wio.names import (
     ROLLOVER_JWT_ANNOTATION,
 )
 from wio.policy.leadership import LeaseTimings
+from wio.service.audit import AuditTrail
 from wio.service.leadership import LeaderElector, LeadershipLost
 from wio.sre import commands as sre
 from wio.sre.objects import KINDS
 from wio.sre.render import FORMATS
 from wio.sre.requests import revocation_request, rotation_request
 from wio.sre.status import SORT_KEYS
-from wio.web import Serving, build_app, serve
+from wio.web import Serving, build_ops_app, build_public_app, serve
 
 log = logging.getLogger("wio")
 REPO = Path(__file__).resolve().parents[2]
 
 
-class _JsonAuditFormatter(logging.Formatter):
-    """Plain lines for people; the audit logger's structured fields appended as JSON."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        audit = getattr(record, "audit", None)
-        if audit is not None:
-            import json
-
-            line += " " + json.dumps(audit, sort_keys=True)
-        return line
-
-
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(_JsonAuditFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    """People's log lines to standard error; the audit stream, bare JSON lines, to standard
+    output, so a log shipper can route the two apart (see README, Audit stream)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    audit = logging.getLogger("wio.audit")
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(logging.Formatter("%(message)s"))
+    audit.handlers[:] = [stream]
+    audit.setLevel(logging.INFO)  # the audit stream is whole whatever the log level
+    audit.propagate = False
     # Kopf and aiohttp are chatty at INFO about every watch; their warnings still show.
     for noisy in ("kopf", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
@@ -145,10 +143,11 @@ async def run_operator(
     access = dataclasses.replace(access, user_agent=f"wio/{__version__} ({identity})")
     holder = runtime_out if runtime_out is not None else {}
     standby: Standby | None = None
+    audit = AuditTrail(identity, clock)
 
     async def start_runtime() -> Runtime:
         runtime = await Runtime.start(
-            config, access, clock, metrics=metrics, kube_factory=kube_factory
+            config, access, clock, metrics=metrics, kube_factory=kube_factory, audit=audit
         )
         holder["runtime"] = runtime
         return runtime
@@ -156,10 +155,18 @@ async def run_operator(
     def serving() -> Serving | None:
         return holder.get("runtime") or standby
 
-    runner = None
+    def local_ca() -> LocalCA | None:
+        current = serving()
+        return current.local_ca if current is not None else None
+
+    public = PublicListener(
+        config, build_public_app(serving, issuer=config.jwt_issuer), local_ca, clock
+    )
+    ops = None
     if serve_http:
-        app = build_app(metrics, serving, issuer=config.jwt_issuer)
-        runner = await serve(app, config.http_host, config.http_port)
+        ops_app = build_ops_app(metrics, serving, lambda: public.up)
+        ops = await serve(ops_app, config.http_host, config.metrics_port)
+        await public.start()
     trimmer = asyncio.create_task(_return_freed_memory(), name="wio-malloc-trim")
 
     async def run_controllers(stop: Flag | None, ready: Flag | None) -> None:
@@ -187,7 +194,7 @@ async def run_operator(
             clock=clock,
             on_change=metrics.set_leading,
         )
-        standby = Standby(config, access, clock, metrics)
+        standby = Standby(config, access, clock, metrics, audit)
         try:
             await run_replica(
                 elector,
@@ -201,8 +208,9 @@ async def run_operator(
             await lease_kube.close()
     finally:
         trimmer.cancel()
-        if runner is not None:
-            await runner.cleanup()
+        await public.stop()
+        if ops is not None:
+            await ops.cleanup()
 
 
 def _load_config(path: str | None, overrides: dict[str, str] | None = None) -> AdminConfig:
@@ -346,8 +354,10 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         "WIO_TRUST_DOMAIN": os.environ.get("WIO_TRUST_DOMAIN", "dev.wio.local"),
         "WIO_JWT_ISSUER": os.environ.get("WIO_JWT_ISSUER", f"http://127.0.0.1:{port}"),
         "WIO_HTTP_PORT": str(port),
+        "WIO_METRICS_PORT": str(free_port()),
     }
-    config = _load_config(args.config, overrides)
+    # On this machine only: loopback, where the public port may speak plain HTTP.
+    config = dataclasses.replace(_load_config(args.config, overrides), http_host="127.0.0.1")
     configure_logging(config.log_level)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -388,8 +398,8 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         for doc in sample:
             if doc["kind"] == "WorkloadIdentity":
                 _show_identity(access, doc["metadata"]["namespace"], doc["metadata"]["name"], 60)
-        base = f"http://127.0.0.1:{port}"
-        print(f"\nOperator HTTP: {base}/metrics, {base}/readyz, {base}/jwks.json")
+        base, ops = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{config.metrics_port}"
+        print(f"\nOperator HTTP: {base}/jwks.json, {ops}/metrics, {ops}/readyz")
         if kubeconfig is not None:
             print(f"\nIn another shell:\n  export KUBECONFIG={kubeconfig}")
             print(f"  {kubectl} get workloadidentities -A")

@@ -34,8 +34,13 @@ The YAML file uses camelCase keys, as a Helm values block would::
       address: "https://vault:8200"
       auth: {method: kubernetes, role: wio-secrets}
       mounts: [database]           # the only secrets engines tenants' vault.path may name
-    http: {host: 0.0.0.0, port: 8080}
+    http:
+      host: 0.0.0.0
+      port: 8443                   # discovery, JWKS, SPIFFE bundle, introspection
+      metricsPort: 9090            # /metrics, /healthz, /readyz (plain HTTP)
+      tls: {mode: auto}            # auto | self | files (certFile, keyFile) | none
     logLevel: INFO
+    leaderElection: {enabled: true, leaseDuration: 10s, renewDeadline: 7s, retryPeriod: 2s}
     revocationConfigMap: wio-revocations  # shards are named wio-revocations-00, -01, …
     revocationShards: 64
     trustConfigMap: wio-trust-bundle
@@ -95,6 +100,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_SIGNERS = 64  # a handful is normal; more is a templating accident
 MAX_VAULT_TIMEOUT = timedelta(minutes=5)
 MAX_SKEW = timedelta(minutes=5)
+TLS_MODES = ("auto", "self", "files", "none")
 MAX_ROLLOVER_PUBLISH_DELAY = timedelta(days=7)  # longer is a typo, not a plan
 #: A Lease longer than this leaves the identities un-rotated for that long after a crash.
 MAX_LEASE_DURATION = timedelta(minutes=5)
@@ -515,8 +521,25 @@ class AdminConfig:
     #: Address the HTTP server (OIDC discovery, JWKS, bundle, introspection, metrics, probes)
     #: binds to (default ``0.0.0.0``): kubelet probes and Prometheus reach the pod IP.
     http_host: str = "0.0.0.0"  # noqa: S104 - in a pod, the pod IP is the only way in
-    #: Its TCP port (default 8080): unprivileged, the usual container HTTP port.
-    http_port: int = 8080
+    #: Its TCP port (default 8443): discovery, JWKS, the SPIFFE bundle and introspection.
+    http_port: int = 8443
+    #: The port of ``/metrics`` and the health probes (default 9090), apart from the public
+    #: documents, so a NetworkPolicy can let Prometheus and the kubelet in there and nobody
+    #: else (the metrics name every identity). Plain HTTP: nothing on it is secret.
+    metrics_port: int = 9090
+    #: TLS on the public port: ``auto`` (default: ``self`` unless ``http_host`` is a loopback
+    #: address), ``self`` (a certificate wio issues itself from its local CA for its Service's
+    #: DNS names, 24 h, renewed at half its life and after a CA rotation), ``files``
+    #: (``tls_cert_file``/``tls_key_file``, e.g. from cert-manager, read again when they
+    #: change) or ``none`` (plain HTTP: TLS is terminated in front, by an Ingress or a mesh).
+    tls_mode: str = "auto"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: The Service in front of the operator (default ``wio``): a self-issued certificate
+    #: names ``<service>``, ``<service>.<namespace>``, ``<service>.<namespace>.svc`` and
+    #: ``<service>.<namespace>.svc.cluster.local``, and ``tls_dns_names`` besides.
+    tls_service_name: str = "wio"
+    tls_dns_names: tuple[str, ...] = ()
     #: Python logging level name (default ``INFO``: one line per issuance, rotation, revocation).
     log_level: str = "INFO"
     #: Base name of the ConfigMaps (in the operator namespace) holding the revocation list;
@@ -571,6 +594,10 @@ class AdminConfig:
         if self.vault is not None and not isinstance(self.vault, VaultSecrets):
             raise ConfigError("vault", "must be a VaultSecrets")
         _integer(self.http_port, "http.port", 1, 65535)
+        _integer(self.metrics_port, "http.metricsPort", 1, 65535)
+        if self.metrics_port == self.http_port:
+            raise ConfigError("http.metricsPort", "must differ from http.port")
+        self._check_tls()
         _integer(self.revocation_shards, "revocationShards", 1, 99)
         if (
             not isinstance(self.http_host, str)
@@ -588,6 +615,39 @@ class AdminConfig:
         ):
             if not is_dns1123_subdomain(name):
                 raise ConfigError(where, f"{name!r} is not a valid object name")
+
+    def _check_tls(self) -> None:
+        if self.tls_mode not in TLS_MODES:
+            raise ConfigError("http.tls.mode", f"must be one of {', '.join(TLS_MODES)}")
+        files = (self.tls_cert_file, self.tls_key_file)
+        if self.tls_mode == "files" and None in files:
+            raise ConfigError("http.tls", "mode files needs both certFile and keyFile")
+        if self.tls_mode != "files" and files != (None, None):
+            raise ConfigError("http.tls", "certFile and keyFile go with mode files only")
+        if not is_dns1123_label(self.tls_service_name):
+            raise ConfigError("http.tls.serviceName", "must be a Service name (a DNS-1123 label)")
+        for index, name in enumerate(self.tls_dns_names):
+            if not isinstance(name, str) or not is_dns1123_subdomain(name):
+                raise ConfigError(f"http.tls.dnsNames[{index}]", f"{name!r} is not a DNS name")
+
+    @property
+    def serves_tls(self) -> bool:
+        """Whether the public port speaks TLS (``auto``: unless it is bound to loopback)."""
+        if self.tls_mode == "auto":
+            return not _is_loopback(self.http_host)
+        return self.tls_mode != "none"
+
+    @property
+    def serving_dns_names(self) -> tuple[str, ...]:
+        """The names a self-issued serving certificate carries."""
+        service, namespace = self.tls_service_name, self.operator_namespace
+        own = (
+            service,
+            f"{service}.{namespace}",
+            f"{service}.{namespace}.svc",
+            f"{service}.{namespace}.svc.cluster.local",
+        )
+        return tuple(dict.fromkeys((*own, *self.tls_dns_names)))
 
     def policy_defaults(self) -> PolicyDefaults:
         """The built-in IdentityPolicy limits this configuration implies."""
@@ -968,7 +1028,12 @@ def _build(document: object) -> AdminConfig:
             "introspectionBurst",
         ),
     )
-    http = _object(doc.get("http"), "http", ("host", "port"))
+    http = _object(doc.get("http"), "http", ("host", "port", "metricsPort", "tls"))
+    tls = _object(
+        http.get("tls"),
+        "http.tls",
+        ("mode", "certFile", "keyFile", "serviceName", "dnsNames"),
+    )
     election = _object(
         doc.get("leaderElection"),
         "leaderElection",
@@ -1031,6 +1096,7 @@ def _build(document: object) -> AdminConfig:
         (limits, "introspectionPerSecond", "introspection_rate"),
         (limits, "introspectionBurst", "introspection_burst"),
         (http, "port", "http_port"),
+        (http, "metricsPort", "metrics_port"),
         (doc, "revocationShards", "revocation_shards"),
     )
     for group, key, attribute in nested:
@@ -1038,6 +1104,16 @@ def _build(document: object) -> AdminConfig:
             options[attribute] = group[key]  # types are checked by AdminConfig itself
     if "host" in http:
         options["http_host"] = _string(http, "host", "http")
+    for key, attribute in (("mode", "tls_mode"), ("serviceName", "tls_service_name")):
+        if key in tls:
+            options[attribute] = _string(tls, key, "http.tls")
+    for key, attribute in (("certFile", "tls_cert_file"), ("keyFile", "tls_key_file")):
+        options[attribute] = _path(tls, key, "http.tls")
+    if "dnsNames" in tls:
+        names = tls["dnsNames"]
+        if not isinstance(names, list):
+            raise ConfigError("http.tls.dnsNames", "must be a list of DNS names")
+        options["tls_dns_names"] = tuple(names)
     if "enabled" in election:
         if not isinstance(election["enabled"], bool):
             raise ConfigError("leaderElection.enabled", "must be true or false")
@@ -1077,6 +1153,7 @@ _ENV: tuple[tuple[str, tuple[str, ...], Callable[[str, str], object]], ...] = (
     ("WIO_WATCH_NAMESPACES", ("watchNamespaces",), _namespaces),
     ("WIO_LOG_LEVEL", ("logLevel",), lambda text, _: text),
     ("WIO_HTTP_PORT", ("http", "port"), _port),
+    ("WIO_METRICS_PORT", ("http", "metricsPort"), _port),
     ("WIO_MIN_TTL", ("minTTL",), lambda text, _: text),
 )
 ENV_OVERRIDES: tuple[str, ...] = tuple(name for name, _, _ in _ENV)
@@ -1133,3 +1210,12 @@ def load_config(path: str | None, env: Mapping[str, str]) -> AdminConfig:
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise ConfigError(path, f"not valid YAML{where}") from err
     return parse_config(document, env)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,9 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The operator's HTTP face: health probes, Prometheus metrics, and the public trust documents.
+"""The operator's HTTP faces, on two ports.
+
+The operations port (plain HTTP; for the kubelet and Prometheus only):
 
 - ``/healthz`` (liveness): the process serves HTTP.
-- ``/readyz`` (readiness): caches are synced and the service is running.
+- ``/readyz`` (readiness): this replica serves the public documents (as leader, or from a
+  standby's view) and its public listener is up.
 - ``/metrics``: Prometheus exposition of ``wio.metrics``.
+
+The public port (TLS unless configured otherwise):
+
 - ``/.well-known/openid-configuration`` and ``/jwks.json``: so a stock OIDC/JWT library can
   verify wio's JWTs from the issuer URL alone.
 - ``/bundle.spiffe.json``: the SPIFFE bundle (X.509 roots and JWT keys) of the trust domain.
@@ -18,6 +24,7 @@ end up in logs), and never echoed.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Protocol
@@ -25,6 +32,7 @@ from typing import Protocol
 from aiohttp import web, web_protocol
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from wio.issuing.ca import LocalCA
 from wio.issuing.jwt import MAX_TOKEN_BYTES
 from wio.metrics import Metrics
 from wio.names import INTROSPECTION_PATH
@@ -49,16 +57,22 @@ class Serving(Protocol):
     @property
     def introspector(self) -> Introspector: ...
 
+    @property
+    def local_ca(self) -> LocalCA | None:
+        """The local CA (the public port's certificate comes from it), once loaded."""
 
-def build_app(
-    metrics: Metrics, runtime: Callable[[], Serving | None], *, issuer: str
+
+def build_ops_app(
+    metrics: Metrics, runtime: Callable[[], Serving | None], public_up: Callable[[], bool]
 ) -> web.Application:
+    """Probes and metrics (the operations port)."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
         current = runtime()
-        if current is None or not current.ready:
+        if current is None or not current.ready or not public_up():
             return web.json_response({"status": "starting"}, status=503)
         return web.json_response({"status": "ok"})
 
@@ -66,6 +80,16 @@ def build_app(
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus)
+    return app
+
+
+def build_public_app(runtime: Callable[[], Serving | None], *, issuer: str) -> web.Application:
+    """Discovery, JWKS, the SPIFFE bundle and introspection (the public port)."""
 
     async def discovery(_: web.Request) -> web.Response:
         return web.json_response(
@@ -129,9 +153,6 @@ def build_app(
         )
 
     app = web.Application(client_max_size=MAX_INTROSPECTION_BODY)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", prometheus)
     app.router.add_get("/.well-known/openid-configuration", discovery)
     app.router.add_get("/jwks.json", jwks)
     app.router.add_get("/bundle.spiffe.json", spiffe_bundle)
@@ -180,8 +201,10 @@ class _QuietAppRunner(web.AppRunner):
         )
 
 
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = _QuietAppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

@@ -63,10 +63,16 @@ while True:
     time.sleep(1)
 """
 
-# Asks the replica in the same pod for one of its HTTP documents.
+# Asks the replica in the same pod for one of its documents: the public ones over TLS on
+# 8443 (its certificate names the Service, not 127.0.0.1: only the body matters here), the
+# metrics in plain HTTP on 9090.
 FETCH = """
-import sys, urllib.request
-with urllib.request.urlopen("http://127.0.0.1:8080" + sys.argv[1], timeout=5) as answer:
+import ssl, sys, urllib.request
+url = ("http://127.0.0.1:9090" if sys.argv[1] == "/metrics" else "https://127.0.0.1:8443")
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+with urllib.request.urlopen(url + sys.argv[1], timeout=5, context=context) as answer:
     sys.stdout.write(answer.read().decode())
 """
 

@@ -157,7 +157,7 @@ def operator_config(openbao: OpenBao, openbao_signer: dict[str, Any]) -> AdminCo
                 "auth": openbao_signer["x509"]["auth"],
                 "mounts": [DATABASE_MOUNT],
             },
-            "http": {"host": "127.0.0.1", "port": port},
+            "http": {"host": "127.0.0.1", "port": port, "metricsPort": free_port()},
             "logLevel": "DEBUG",
         },
         {},

@@ -86,9 +86,10 @@ def test_helm_is_the_pinned_release(helm: Path) -> None:
 def test_every_rendered_object_passes_a_server_side_dry_run(
     helm: Path, binaries: Binaries, control_plane: ControlPlane, namespace: str, crds: list[str]
 ) -> None:
-    docs = render(helm, namespace)
+    docs = render(helm, namespace, "networkPolicy.enabled=true")
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ConfigMap", "Service", "ServiceAccount", "Role", "ClusterRole"} <= kinds
+    assert {"NetworkPolicy", "PodDisruptionBudget"} <= kinds
     assert "CustomResourceDefinition" in kinds
     for doc in docs:
         if doc["kind"] not in CLUSTER_SCOPED:
@@ -130,14 +131,15 @@ def test_the_operator_pod_runs_unprivileged_and_its_probes_and_config_line_up(
     assert context["readOnlyRootFilesystem"] is True
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"]["drop"] == ["ALL"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     env = {e["name"]: e for e in container["env"]}
     assert env["WIO_CONFIG"]["value"] == CONFIG_PATH
     text = _one(docs, "ConfigMap", "wio-config")["data"]["config.yaml"]
     config = parse_config(yaml.safe_load(text), {})
     assert set(config.signers) == {"default"}
-    assert config.http_port == 8080
+    assert (config.http_port, config.metrics_port) == (8443, 9090)
+    assert config.serves_tls
     assert config.leader_election
 
 
@@ -158,6 +160,28 @@ def test_replicas_are_spread_rolled_one_at_a_time_and_protected_from_drains(helm
     # One replica: no budget (it would block every drain).
     single = render(helm, "wio-system", "replicas=1")
     assert not [d for d in single if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_the_network_policy_opens_each_port_to_whom_it_is_for(helm: Path) -> None:
+    assert not [d for d in render(helm, "wio-system") if d["kind"] == "NetworkPolicy"]
+    docs = render(helm, "wio-system", "networkPolicy.enabled=true")
+    policy = _one(docs, "NetworkPolicy", "wio")["spec"]
+    pod_labels = _one(docs, "Deployment", "wio")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    public, metrics = policy["ingress"]
+    assert public == {"ports": [{"port": "https", "protocol": "TCP"}]}  # from anywhere
+    assert metrics["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert metrics["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    container_ports = {
+        p["name"]
+        for p in _one(docs, "Deployment", "wio")["spec"]["template"]["spec"]["containers"][0][
+            "ports"
+        ]
+    }
+    assert container_ports == {"https", "metrics"}
 
 
 @pytest.mark.parametrize("kind", ["ClusterRole", "Role"])

@@ -131,7 +131,9 @@ def config_doc(bao: OpenBao, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
 
 def _operator(doc: dict[str, Any], access: ClusterAccess) -> InProcessOperator:
-    config = parse_config({**doc, "http": {"host": "127.0.0.1", "port": free_port()}}, {})
+    config = parse_config(
+        {**doc, "http": {"host": "127.0.0.1", "port": free_port(), "metricsPort": free_port()}}, {}
+    )
     return InProcessOperator(config, access)
 
 
@@ -185,7 +187,12 @@ def test_operator_killed_mid_rotation_recovers_without_loss_or_duplicate(
 
     config_file = tmp_path / "config.json"
     config_file.write_text(
-        json.dumps({**config_doc, "http": {"host": "127.0.0.1", "port": free_port()}})
+        json.dumps(
+            {
+                **config_doc,
+                "http": {"host": "127.0.0.1", "port": free_port(), "metricsPort": free_port()},
+            }
+        )
     )
     patch_identity(
         kube2, "faults", name, {"metadata": {"annotations": {"identity.wio.dev/rotate": step}}}
@@ -289,7 +296,7 @@ def test_signer_outage_keeps_the_old_secret_and_says_why_then_recovers(
                 f"{name}-identity", "faults"
             )
             assert secret_now.metadata.resource_version == secret_before.metadata.resource_version
-            with urllib.request.urlopen(f"{operator.base_url}/metrics", timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(f"{operator.ops_url}/metrics", timeout=5) as response:  # noqa: S310
                 metrics = response.read().decode()
             assert 'wio_signer_errors_total{reason="SignerUnavailable",signer="openbao"}' in metrics
         finally:

@@ -262,7 +262,7 @@ def test_distrusting_the_ca_drops_it_and_reissues_everything_it_signed_at_the_ra
         issued_at.append(_parse_time(status["notBefore"]))
     # Twelve re-issues at 5/s with a burst of 2 cannot land within one second.
     assert max(issued_at) - min(issued_at) >= dt.timedelta(seconds=1)
-    metrics = http(f"{rolling.operator.base_url}/metrics").text
+    metrics = http(f"{rolling.operator.ops_url}/metrics").text
     assert "wio_untrusted_credentials 0.0" in metrics
     assert 'wio_key_rollovers_total{key="ca",step="distrusted"} 1.0' in metrics
 

@@ -57,6 +57,10 @@ from wio.service.leadership import LeadershipLost
 TIMINGS = {"leaseDuration": "4s", "renewDeadline": "3s", "retryPeriod": "1s"}
 
 
+def _loopback_ports() -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": free_port(), "metricsPort": free_port()}
+
+
 def _lease_holder(kube: client.ApiClient) -> str:
     lease = client.CoordinationV1Api(kube).read_namespaced_lease("wio-leader", OPERATOR_NAMESPACE)
     return lease.spec.holder_identity or ""
@@ -72,16 +76,15 @@ class Replicas:
     workdir: Path
 
     def in_process(self, identity: str) -> InProcessOperator:
-        doc = {**self.doc, "http": {"host": "127.0.0.1", "port": free_port()}}
+        doc = {**self.doc, "http": _loopback_ports()}
         return InProcessOperator(
             parse_config(doc, {}), from_kubeconfig(self.kubeconfig), identity=identity
         )
 
     def process(self, identity: str) -> subprocess.Popen[bytes]:
         """``wio run`` in a process of its own."""
-        port = free_port()
         config = self.workdir / f"{identity}.yaml"
-        config.write_text(json.dumps({**self.doc, "http": {"host": "127.0.0.1", "port": port}}))
+        config.write_text(json.dumps({**self.doc, "http": _loopback_ports()}))
         log = open(self.workdir / f"{identity}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [sys.executable, "-m", "wio", "run", "--config", str(config)],

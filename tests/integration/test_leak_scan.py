@@ -182,7 +182,7 @@ def _configmap_haystacks(
 
 
 def _http(operator: InProcessOperator, path: str) -> str:
-    with urllib.request.urlopen(f"{operator.base_url}{path}", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{operator.ops_url}{path}", timeout=5) as response:  # noqa: S310
         return str(response.read().decode())
 
 

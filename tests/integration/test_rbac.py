@@ -274,7 +274,7 @@ def limited(
             "operatorNamespace": OPERATOR_NAMESPACE,
             "watchNamespaces": [namespace],
             "signers": {"default": {"x509": {"type": "local"}, "jwt": {"type": "local"}}},
-            "http": {"host": "127.0.0.1", "port": free_port()},
+            "http": {"host": "127.0.0.1", "port": free_port(), "metricsPort": free_port()},
             "logLevel": "DEBUG",
         },
         {},

@@ -332,7 +332,7 @@ def test_metrics_and_health_endpoints(
 ) -> None:
     create_identity(kube, namespace, "m", {"serviceAccountName": "m"})
     wait_condition(kube, namespace, "m", "Ready", "True")
-    with urllib.request.urlopen(f"{operator.base_url}/metrics", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{operator.ops_url}/metrics", timeout=5) as response:  # noqa: S310
         text = response.read().decode()
     for name in (
         "wio_issuances_total",
@@ -348,13 +348,13 @@ def test_metrics_and_health_endpoints(
         assert name in text
     assert f'wio_credential_ready{{kind="x509",name="m",namespace="{namespace}"}} 1.0' in text
     for path in ("/healthz", "/readyz"):
-        with urllib.request.urlopen(f"{operator.base_url}{path}", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{operator.ops_url}{path}", timeout=5) as response:  # noqa: S310
             assert response.status == 200
 
 
 @pytest.mark.parametrize("path", ["/jwks.json", "/bundle.spiffe.json"])
 def test_public_trust_documents_are_served(operator: InProcessOperator, path: str) -> None:
-    with urllib.request.urlopen(f"{operator.base_url}{path}", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{operator.ops_url}{path}", timeout=5) as response:  # noqa: S310
         doc = json.load(response)
     assert doc["keys"]
     for key in doc["keys"]:

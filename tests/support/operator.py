@@ -35,7 +35,13 @@ class InProcessOperator:
 
     @property
     def base_url(self) -> str:
+        """The public port: discovery, JWKS, bundle, introspection (plain on loopback)."""
         return f"http://127.0.0.1:{self.config.http_port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The operations port: /metrics and the probes."""
+        return f"http://127.0.0.1:{self.config.metrics_port}"
 
     @property
     def runtime(self) -> Runtime:
@@ -90,7 +96,7 @@ class InProcessOperator:
         if self._error:
             raise RuntimeError(f"operator failed: {self._error!r}")
         try:
-            with urllib.request.urlopen(f"{self.base_url}/readyz", timeout=2) as answer:  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"{self.ops_url}/readyz", timeout=2) as answer:  # noqa: S310 - loopback
                 return bool(answer.status == 200)
         except OSError:
             return False

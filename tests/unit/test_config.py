@@ -123,7 +123,11 @@ def test_a_minimal_configuration_gets_every_documented_default() -> None:
     assert config.ca_lifetime == timedelta(days=365)
     assert (config.issuance_rate, config.issuance_burst) == (100.0, 200)
     assert config.max_inflight_writes == 32
-    assert (config.http_host, config.http_port) == ("0.0.0.0", 8080)  # noqa: S104
+    assert (config.http_host, config.http_port) == ("0.0.0.0", 8443)  # noqa: S104
+    assert config.metrics_port == 9090
+    assert config.tls_mode == "auto"
+    assert config.serves_tls  # not on loopback: TLS, with a certificate wio issues itself
+    assert config.leader_election
     assert config.log_level == "INFO"
     assert config.revocation_configmap == "wio-revocations"
     assert config.trust_configmap == "wio-trust-bundle"
@@ -201,6 +205,7 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
         "WIO_WATCH_NAMESPACES": "a, b,c",
         "WIO_LOG_LEVEL": "warning",
         "WIO_HTTP_PORT": "8443",
+        "WIO_METRICS_PORT": "9191",
         "WIO_MIN_TTL": "15m",
         "WIO_KEEP_DEVCLUSTER": "1",  # other WIO_ variables belong to other tools
     }
@@ -211,6 +216,7 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     assert config.watch_namespaces == ("a", "b", "c")
     assert config.log_level == "WARNING"
     assert config.http_port == 8443
+    assert config.metrics_port == 9191
     assert config.http_host == "127.0.0.1"  # the rest of the http block is kept
     assert config.min_ttl == timedelta(minutes=15)
     assert set(ENV_OVERRIDES) == set(env) - {"WIO_KEEP_DEVCLUSTER"}
@@ -448,3 +454,57 @@ def test_secrets_are_referenced_by_file_and_never_shown_in_repr() -> None:
     auth = VaultAuth(method=VaultAuthMethod.TOKEN, token_file=Path("/var/run/vault/token"))
     assert "/var/run/vault/token" in repr(auth)
     assert not any(name in {"token", "secret_id"} for name in VaultAuth.__dataclass_fields__)
+
+
+@pytest.mark.parametrize(
+    ("http", "serves_tls"),
+    [
+        ({"host": "127.0.0.1"}, False),  # loopback: plain HTTP unless asked
+        ({"host": "::1", "tls": {"mode": "self"}}, True),
+        ({"host": "0.0.0.0"}, True),  # noqa: S104 - anywhere else: TLS by default
+        ({"host": "0.0.0.0", "tls": {"mode": "none"}}, False),  # noqa: S104 - TLS in front
+        ({"tls": {"mode": "files", "certFile": "/tls/tls.crt", "keyFile": "/tls/tls.key"}}, True),
+    ],
+)
+def test_the_public_port_speaks_tls_unless_on_loopback_or_told_not_to(
+    http: dict[str, Any], serves_tls: bool
+) -> None:
+    config = parse_config({**MINIMAL, "http": http}, {})
+    assert config.serves_tls is serves_tls
+
+
+def test_a_self_issued_serving_certificate_names_the_service_in_every_form() -> None:
+    config = parse_config(
+        {
+            **MINIMAL,
+            "operatorNamespace": "ops",
+            "http": {"tls": {"serviceName": "identity", "dnsNames": ["wio.example.org"]}},
+        },
+        {},
+    )
+    assert config.serving_dns_names == (
+        "identity",
+        "identity.ops",
+        "identity.ops.svc",
+        "identity.ops.svc.cluster.local",
+        "wio.example.org",
+    )
+
+
+@pytest.mark.parametrize(
+    ("http", "field", "words"),
+    [
+        ({"tls": {"mode": "mtls"}}, "http.tls.mode", "one of"),
+        ({"tls": {"mode": "files", "certFile": "/a"}}, "http.tls", "both certFile and keyFile"),
+        ({"tls": {"certFile": "/a", "keyFile": "/b"}}, "http.tls", "mode files only"),
+        ({"tls": {"dnsNames": ["bad name"]}}, "http.tls.dnsNames[0]", "not a DNS name"),
+        ({"tls": {"serviceName": "Wio_Svc"}}, "http.tls.serviceName", "DNS-1123"),
+        ({"port": 9090, "metricsPort": 9090}, "http.metricsPort", "must differ"),
+        ({"tls": {"mode": "none", "insecure": True}}, "http.tls.insecure", "unknown"),
+    ],
+)
+def test_bad_http_settings_name_the_field(http: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config({**MINIMAL, "http": http}, {})
+    assert field in str(refused.value)
+    assert words in str(refused.value)

@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 CHART = REPO / "charts" / "wio"
 CONFIG_PATH = "/etc/wio/config.yaml"
+#: A plain Prometheus rules file, not a Kubernetes object (the chart wraps it in a PrometheusRule).
+RULES = DEPLOY / "prometheus-rules.yaml"
 
 
 # -- loading ----------------------------------------------------------------------------------
@@ -34,7 +36,8 @@ def _documents(path: Path) -> list[dict[str, Any]]:
 
 
 def _deploy_docs() -> list[dict[str, Any]]:
-    return [doc for path in sorted(DEPLOY.glob("*.yaml")) for doc in _documents(path)]
+    paths = sorted(p for p in DEPLOY.glob("*.yaml") if p != RULES)
+    return [doc for path in paths for doc in _documents(path)]
 
 
 def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -58,7 +61,8 @@ def _one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict
 def test_every_manifest_parses_as_yaml(path: Path) -> None:
     docs = _documents(path)
     assert docs
-    if path.parent.name != "wio":  # Chart.yaml and values.yaml are not Kubernetes objects
+    # Chart.yaml, values.yaml and the rules file are not Kubernetes objects.
+    if path.parent.name != "wio" and path != RULES:
         for doc in docs:
             assert {"apiVersion", "kind", "metadata"} <= set(doc)
             assert doc["metadata"]["name"]
@@ -73,6 +77,13 @@ def test_chart_crds_are_byte_identical_to_the_repository_crds() -> None:
     assert sorted(chart) == sorted(repo), "run: cp crds/*.yaml charts/wio/crds/"
     stale = [name for name in repo if chart[name] != repo[name]]
     assert not stale, f"charts/wio/crds is stale for {stale}; run: cp crds/*.yaml charts/wio/crds/"
+
+
+def test_the_chart_alerts_are_byte_identical_to_the_plain_rules_file() -> None:
+    chart = CHART / "files" / "prometheus-rules.yaml"
+    assert chart.read_bytes() == RULES.read_bytes(), (
+        f"run: cp {RULES.relative_to(REPO)} {chart.relative_to(REPO)}"
+    )
 
 
 # -- the pod ------------------------------------------------------------------------------------
@@ -112,9 +123,13 @@ def test_operator_probes_port_and_config_mount_line_up() -> None:
     docs = _deploy_docs()
     pod = _pod_spec(docs)
     (container,) = pod["containers"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["ports"] == [
+        {"name": "https", "containerPort": 8443, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    # The probes on the operations port: the public one speaks TLS and has no probes.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     env = {e["name"]: e for e in container["env"]}
     assert env["WIO_CONFIG"]["value"] == CONFIG_PATH
     assert env["WIO_OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == (
@@ -128,9 +143,8 @@ def test_operator_probes_port_and_config_mount_line_up() -> None:
     assert config_volume["items"] == [{"key": "config.yaml", "path": "config.yaml"}]
     assert mounts["tmp"]["mountPath"] == "/tmp"  # the only writable path
     service = _one(docs, "Service", "wio")
-    assert service["spec"]["ports"][0]["name"] == "http"
-    assert service["spec"]["ports"][0]["port"] == 8080
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
+    assert ports == {"https": (8443, "https"), "metrics": (9090, "metrics")}
 
 
 def test_shipped_configuration_is_accepted_with_the_local_default_signer() -> None:
@@ -139,7 +153,8 @@ def test_shipped_configuration_is_accepted_with_the_local_default_signer() -> No
     assert config.trust_domain.name == "example.org"
     assert config.jwt_issuer == "https://wio.example.org"
     assert set(config.signers) == {"default"}
-    assert config.http_port == 8080
+    assert (config.http_port, config.metrics_port) == (8443, 9090)
+    assert config.serves_tls
     assert config.watch_namespaces == ()
 
 
@@ -152,7 +167,7 @@ def test_dockerfile_runs_wio_run_as_the_uid_of_the_pod() -> None:
         "FROM ${BASE_IMAGE}",
     ]
     assert "USER 10001:10001" in dockerfile
-    assert "EXPOSE 8080" in dockerfile
+    assert "EXPOSE 8443 9090" in dockerfile
     assert 'ENTRYPOINT ["wio", "run"]' in dockerfile
     assert "[devcluster]" not in dockerfile  # no etcd or OpenBao in the image
     assert _pod_spec(_deploy_docs())["securityContext"]["runAsUser"] == 10001

@@ -22,5 +22,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 
 {{- define "wio.httpPort" -}}
-{{ dig "http" "port" 8080 .Values.config }}
+{{ dig "http" "port" 8443 .Values.config }}
+{{- end }}
+
+{{- define "wio.metricsPort" -}}
+{{ dig "http" "metricsPort" 9090 .Values.config }}
 {{- end }}

@@ -71,6 +71,7 @@ class Runtime:
     introspector: Introspector
     rollover: KeyRollover
     upstream: UpstreamRevoker
+    local: LocalAuthority
     ready: bool = False
 
     @classmethod
@@ -189,6 +190,7 @@ class Runtime:
             introspector=introspector,
             rollover=rollover,
             upstream=upstream,
+            local=local_x509,
         )
         runtime.ready = True
         return runtime
@@ -196,6 +198,10 @@ class Runtime:
     @property
     def documents(self) -> PublicDocuments:
         return self.trust.documents
+
+    @property
+    def local_ca(self) -> LocalCA:
+        return self.local.ca
 
     async def stop(self) -> None:
         self.ready = False

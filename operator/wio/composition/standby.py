@@ -81,6 +81,10 @@ class Standby:
             raise RuntimeError("standby not ready")
         return self._introspector
 
+    @property
+    def local_ca(self) -> LocalCA | None:
+        return self._local[0].ca if self._local is not None else None
+
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._mirror.follow(), name="wio-standby-revocations"),
