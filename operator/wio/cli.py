@@ -41,6 +41,7 @@ from wio.k8s.access import ClusterAccess, discover
 from wio.k8s.client import KubeClient, secret_path
 from wio.k8s.leader_lease import LeaderLease
 from wio.metrics import Metrics
+from wio.models.audit import verify_chain
 from wio.names import (
     API_VERSION,
     DISTRUST_CA_ANNOTATION,
@@ -590,6 +591,27 @@ def _sre_parsers(sub: Any) -> None:
     verify.add_argument("--issuer", help="an access token's expected iss (default: its own)")
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    try:
+        if args.file == "-":
+            report = verify_chain(sys.stdin, partial=args.partial)
+        else:
+            with open(args.file, encoding="utf-8", errors="replace") as handle:
+                report = verify_chain(handle, partial=args.partial)
+    except OSError as err:
+        print(f"wio audit verify: cannot read {args.file}: {err.strerror}", file=sys.stderr)
+        return 2
+    if not report.intact:
+        where = f" at line {report.line}" if report.line else ""
+        print(f"broken{where}: {report.problem}")
+        return 1
+    print(
+        f"intact: {report.records} records from {len(report.replicas)} replica(s), "
+        f"{report.segments} process start(s)"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str = "wio") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -614,6 +636,18 @@ def main(argv: list[str] | None = None, prog: str = "wio") -> int:
     rollover.add_argument("--namespace", default=AdminConfig.operator_namespace)
     rollover.add_argument("--secret", default=AdminConfig.local_ca_secret)
     _sre_parsers(sub)
+    audit = sub.add_parser("audit", help="the audit stream").add_subparsers(
+        dest="audit_command", required=True
+    )
+    verify_audit = audit.add_parser(
+        "verify", help="check an audit log's hash chains (exit 0 intact, 1 broken)"
+    )
+    verify_audit.add_argument("file", help="a log file (other lines are skipped), or - for stdin")
+    verify_audit.add_argument(
+        "--partial",
+        action="store_true",
+        help="the file is a slice of a longer stream (each replica's first record is trusted)",
+    )
     args = parser.parse_args(argv)
     commands = {
         "run": _cmd_run,
@@ -624,6 +658,7 @@ def main(argv: list[str] | None = None, prog: str = "wio") -> int:
         "renew": _cmd_renew,
         "revoke": _cmd_revoke,
         "verify": _cmd_verify,
+        "audit": _cmd_audit_verify,
     }
     return int(commands[args.command](args))
 

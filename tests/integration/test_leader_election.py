@@ -47,6 +47,7 @@ from tests.support.scoped import (
     secret_token,
     wait_credential,
 )
+from wio.cli import main
 from wio.config import parse_config
 from wio.devcluster import ControlPlane
 from wio.devcluster.processes import free_port
@@ -233,6 +234,9 @@ def test_sigterm_hands_the_lease_over_and_the_standby_carries_on_without_reminti
         _stop(proc, signal.SIGTERM)
         assert proc.returncode == 0, replicas.log_of("replica-a")[-3000:]
         assert "released the leader Lease" in replicas.log_of("replica-a")
+        # Its audit stream (standard output) is whole: what it issued, under one chain.
+        assert '"action":"issue"' in replicas.log_of("replica-a")
+        assert main(["audit", "verify", str(replicas.workdir / "replica-a.log")]) == 0
         _wait(lambda: standby.leading, timeout=15)
         took = time.monotonic() - stopped
         print(f"\nhandover on SIGTERM: {took:.2f}s from the signal to the standby leading")

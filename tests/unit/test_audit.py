@@ -8,11 +8,13 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.recording import object_body, running
+from wio.cli import main
 from wio.clock import FakeClock
 from wio.k8s.client import custom_path
 from wio.models.audit import AuditEvent, chained, digest, verify_chain
@@ -179,3 +181,17 @@ async def test_issuance_forced_rotation_and_revocation_are_audited_with_ids_and_
     text = "\n".join(json.dumps(r) for r in records)
     assert "BEGIN" not in text
     assert "PRIVATE" not in text
+
+
+def test_wio_audit_verify_says_intact_or_where_it_broke(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = stream()
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join(["2026-06-01 INFO wio: starting", *lines]) + "\n")
+    assert main(["audit", "verify", str(log)]) == 0
+    assert "intact: 5 records from 1 replica(s), 1 process start(s)" in capsys.readouterr().out
+    log.write_text("\n".join([*lines[:3], *lines[4:]]) + "\n")
+    assert main(["audit", "verify", str(log)]) == 1
+    assert "broken at line 4" in capsys.readouterr().out
+    assert main(["audit", "verify", str(tmp_path / "absent.log")]) == 2
