@@ -634,7 +634,7 @@ class AdminConfig:
     def serves_tls(self) -> bool:
         """Whether the public port speaks TLS (``auto``: unless it is bound to loopback)."""
         if self.tls_mode == "auto":
-            return not _is_loopback(self.http_host)
+            return not _loopback(self.http_host)
         return self.tls_mode != "none"
 
     @property
@@ -825,6 +825,13 @@ def _duration(
 ) -> timedelta:
     with _within(None):
         return parse_duration(doc[key], field=_join(where, key), allow_zero=allow_zero)
+
+
+def _list(doc: Mapping[str, Any], key: str, where: str, what: str) -> tuple[Any, ...]:
+    """A YAML list, as a tuple; its items are checked by ``AdminConfig`` itself."""
+    if not isinstance(doc[key], list):
+        raise ConfigError(_join(where, key), f"must be a list of {what}")
+    return tuple(doc[key])
 
 
 def _path(doc: Mapping[str, Any], key: str, where: str) -> Path | None:
@@ -1079,10 +1086,7 @@ def _build(document: object) -> AdminConfig:
         if key in doc:
             options[attribute] = _string(doc, key, "")
     if "watchNamespaces" in doc:
-        names = doc["watchNamespaces"]
-        if not isinstance(names, list):
-            raise ConfigError("watchNamespaces", "must be a list of namespace names")
-        options["watch_namespaces"] = tuple(names)
+        options["watch_namespaces"] = _list(doc, "watchNamespaces", "", "namespace names")
     if "signers" in doc:
         options["signers"] = _parse_signers(doc["signers"])
     if "vault" in doc:
@@ -1110,10 +1114,7 @@ def _build(document: object) -> AdminConfig:
     for key, attribute in (("certFile", "tls_cert_file"), ("keyFile", "tls_key_file")):
         options[attribute] = _path(tls, key, "http.tls")
     if "dnsNames" in tls:
-        names = tls["dnsNames"]
-        if not isinstance(names, list):
-            raise ConfigError("http.tls.dnsNames", "must be a list of DNS names")
-        options["tls_dns_names"] = tuple(names)
+        options["tls_dns_names"] = _list(tls, "dnsNames", "http.tls", "DNS names")
     if "enabled" in election:
         if not isinstance(election["enabled"], bool):
             raise ConfigError("leaderElection.enabled", "must be true or false")
@@ -1210,12 +1211,3 @@ def load_config(path: str | None, env: Mapping[str, str]) -> AdminConfig:
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise ConfigError(path, f"not valid YAML{where}") from err
     return parse_config(document, env)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
