@@ -17,6 +17,7 @@ from wio.devcluster.binaries import (
     find_binaries,
     find_helm,
     find_node_binaries,
+    find_promtool,
     kube_cache_dir,
     pin,
 )
@@ -100,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     build = sub.add_parser(
         "build",
-        help="build and cache the Kubernetes binaries (node ones too) and helm; where a node "
-        "can run (root, Debian), install its packages and build the operator image",
+        help="build and cache the Kubernetes binaries (node ones too), helm and promtool; "
+        "where a node can run (root, Debian), install its packages and build the operator image",
     )
     build.add_argument(
         "--if-possible",
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         binaries = find_binaries(build=build)
         node_binaries = find_node_binaries(build=build)
         helm = find_helm(build=build)
+        promtool = find_promtool(build=build)
     except Unavailable as err:
         print(f"wio.devcluster: {err}", file=sys.stderr)
         return 0 if getattr(args, "if_possible", False) else 1
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in (*vars(binaries).items(), *vars(node_binaries).items()):
         print(f"{name}: {path}")
     print(f"helm: {helm}")
+    print(f"promtool: {promtool}")
     if build and why_not_installable() is None:
         try:
             ensure_packages(NODE_PACKAGES)

@@ -13,7 +13,10 @@ Order of preference, per binary:
    for the build. The node's ``kubelet`` and ``kube-scheduler`` (``find_node_binaries``) are
    built on demand, only when something runs a node;
 4. ``helm`` likewise, from the pinned ``helm.sh/helm/v3`` module in ``helmmod/go.mod``, cached
-   under ``$XDG_CACHE_HOME/wio/helm/<version>-<hash>/`` (the chart tests run it).
+   under ``$XDG_CACHE_HOME/wio/helm/<version>-<hash>/`` (the chart tests run it);
+5. ``promtool`` likewise, from the pinned ``github.com/prometheus/prometheus`` module in
+   ``promtoolmod/go.mod``, cached under ``$XDG_CACHE_HOME/wio/promtool/<version>-<hash>/`` (the
+   alert-rule tests run it).
 
 Anything missing is reported as ``Unavailable`` with a message that says exactly what is missing
 and how to provide it; callers decide whether that is a skip or a failure.
@@ -197,11 +200,17 @@ def build_lock(directory: Path) -> Iterator[None]:
 
 
 def _go_build(
-    module_dir: Path, packages: dict[str, str], target: Path, ldflags: str, what: str
+    module_dir: Path,
+    packages: dict[str, str],
+    target: Path,
+    ldflags: str,
+    what: str,
+    *,
+    tags: tuple[str, ...] = (),
 ) -> None:
     """Build ``packages`` (binary name → Go package) of the module pinned in ``module_dir``
-    into ``target``. Each binary is moved into place last, so an interrupted build never
-    leaves half a binary in the cache."""
+    into ``target``, with build ``tags``. Each binary is moved into place last, so an
+    interrupted build never leaves half a binary in the cache."""
     with tempfile.TemporaryDirectory(prefix="wio-go-build-") as tmp:
         work = Path(tmp)
         for name in ("go.mod", "go.sum"):
@@ -210,6 +219,8 @@ def _go_build(
         out.mkdir()
         env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": ""}
         cmd = ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", f"{out}/"]
+        if tags:
+            cmd.append(f"-tags={','.join(tags)}")
         result = subprocess.run(
             [*cmd, *packages.values()], cwd=work, env=env, capture_output=True, text=True
         )
@@ -318,6 +329,88 @@ def find_helm(*, build: bool = True) -> Path:
         ldflags = " ".join(["-s", "-w", *stamp])
         _go_build(helmmod_dir(), {"helm": "helm.sh/helm/v3/cmd/helm"}, target, ldflags, "helm")
     return helm
+
+
+def promtoolmod_dir() -> Path:
+    """The folder holding the pinned Prometheus go.mod and go.sum shipped with the package."""
+    return Path(str(resources.files("wio.devcluster") / "promtoolmod"))
+
+
+def prometheus_module_version() -> str:
+    """The pinned ``github.com/prometheus/prometheus`` module version, read from its go.mod."""
+    text = (promtoolmod_dir() / "go.mod").read_text()
+    match = re.search(r"^\s*github\.com/prometheus/prometheus (v\S+)", text, re.MULTILINE)
+    if match is None:
+        raise Unavailable(
+            f"{promtoolmod_dir() / 'go.mod'} does not require github.com/prometheus/prometheus"
+        )
+    return match.group(1)
+
+
+def prometheus_version() -> str:
+    """The Prometheus release of the pinned module: Prometheus 3.x publishes its Go module as
+    ``v0.3MM.P`` for release ``3.MM.P`` (``v0.316.0`` is 3.16.0)."""
+    module = prometheus_module_version()
+    match = re.fullmatch(r"v0\.(\d+)(\d\d)\.(\d+)", module)
+    if match is None:
+        raise Unavailable(f"promtool: {module} is not a Prometheus release module version")
+    major, minor, patch = match.groups()
+    return f"{major}.{int(minor)}.{patch}"
+
+
+#: promtool only checks and unit-tests rules here; dropping the service-discovery plugins
+#: (Prometheus's own build tag) leaves the cloud SDKs out of the build.
+PROMTOOL_TAGS = ("remove_all_sd",)
+
+
+def promtool_ldflags() -> str:
+    """Stripped, and stamped with the release as Prometheus's own build does, so
+    ``promtool --version`` names it. The build user and date stay unset: a build is then
+    reproducible and its cache key stable."""
+    return f"-s -w -X github.com/prometheus/common/version.Version={prometheus_version()}"
+
+
+def promtool_cache_dir() -> Path:
+    """Keyed by version, go.mod/go.sum, ldflags and tags (different builds never share)."""
+    digest = hashlib.sha256()
+    for name in ("go.mod", "go.sum"):
+        digest.update((promtoolmod_dir() / name).read_bytes())
+    digest.update(promtool_ldflags().encode())
+    digest.update(",".join(PROMTOOL_TAGS).encode())
+    return cache_root() / "promtool" / f"{prometheus_version()}-{digest.hexdigest()[:12]}"
+
+
+def find_promtool(*, build: bool = True) -> Path:
+    """``promtool`` at the pinned Prometheus release: from the cache, else built once with Go."""
+    target = promtool_cache_dir()
+    promtool = target / "promtool"
+    if _executable(promtool):
+        return promtool
+    if not build:
+        raise Unavailable(
+            f"promtool: not built yet in {target} (python -m wio.devcluster build builds it)"
+        )
+    with build_lock(target):
+        if _executable(promtool):
+            return promtool
+        reason = why_no_go("promtool", target, MIN_GO, f"prometheus {prometheus_version()}")
+        if reason:
+            raise Unavailable(reason)
+        print(
+            f"wio.devcluster: building promtool {prometheus_version()} with Go into {target} "
+            "(first run on this machine only; a few minutes on 2 cores)",
+            file=sys.stderr,
+            flush=True,
+        )
+        _go_build(
+            promtoolmod_dir(),
+            {"promtool": "github.com/prometheus/prometheus/cmd/promtool"},
+            target,
+            promtool_ldflags(),
+            "promtool",
+            tags=PROMTOOL_TAGS,
+        )
+    return promtool
 
 
 def kube_binaries_cached() -> bool:
