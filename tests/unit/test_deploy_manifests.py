@@ -237,3 +237,18 @@ def test_bindings_grant_the_roles_to_the_operator_service_account() -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "wio", "namespace": namespace}
         ]
+
+
+def test_every_alert_has_its_runbook_in_the_readme() -> None:
+    rules = yaml.safe_load((REPO / "deploy" / "prometheus-rules.yaml").read_text())
+    readme = (REPO / "README.md").read_text()
+    alerts = {r["alert"] for group in rules["groups"] for r in group["rules"] if "alert" in r}
+    for alert in alerts:
+        assert f"### Runbook: {alert}\n" in readme, alert
+        rule_urls = {
+            r["annotations"]["runbook_url"]
+            for group in rules["groups"]
+            for r in group["rules"]
+            if r.get("alert") == alert
+        }
+        assert {url.rsplit("#", 1)[1] for url in rule_urls} == {f"runbook-{alert.lower()}"}
