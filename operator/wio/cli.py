@@ -52,7 +52,7 @@ from wio.names import (
 )
 from wio.policy.leadership import LeaseTimings
 from wio.service.audit import AuditTrail
-from wio.service.leadership import LeaderElector, LeadershipLost
+from wio.service.leadership import LeaderElector
 from wio.sre import commands as sre
 from wio.sre.objects import KINDS
 from wio.sre.render import FORMATS
@@ -133,8 +133,8 @@ async def run_operator(
     With leader election (the default) the replica serves HTTP from a read-only standby
     view until it holds the Lease, then runs the controllers until stopped, and hands the
     Lease back on the way out. ``ready_flag`` is set once it leads and its controllers run.
-    Raises ``LeadershipLost`` when it could not renew the Lease: the caller must exit, as
-    another replica may lead by then. ``stop_signals`` (in the main thread) stop it like
+    A replica that could not renew the Lease stops its controllers at once and stands by
+    again. ``stop_signals`` (in the main thread) stop it like
     ``stop_flag`` does.
     """
     metrics = metrics or Metrics()
@@ -143,7 +143,7 @@ async def run_operator(
     # Every request names the replica: the audit log then says which one wrote what.
     access = dataclasses.replace(access, user_agent=f"wio/{__version__} ({identity})")
     holder = runtime_out if runtime_out is not None else {}
-    standby: Standby | None = None
+    standby: dict[str, Standby] = {}
     audit = AuditTrail(identity, clock)
 
     async def start_runtime() -> Runtime:
@@ -154,7 +154,7 @@ async def run_operator(
         return runtime
 
     def serving() -> Serving | None:
-        return holder.get("runtime") or standby
+        return holder.get("runtime") or standby.get("view")
 
     def local_ca() -> LocalCA | None:
         current = serving()
@@ -195,15 +195,26 @@ async def run_operator(
             clock=clock,
             on_change=metrics.set_leading,
         )
-        standby = Standby(config, access, clock, metrics, audit)
+
+        def new_standby() -> Standby:
+            standby["view"] = Standby(config, access, clock, metrics, audit)
+            return standby["view"]
+
+        async def lost() -> None:
+            # Kopf was cancelled, not stopped: stop what the runtime itself runs.
+            runtime = holder.pop("runtime", None)
+            if runtime is not None:
+                await runtime.stop()
+
         try:
             await run_replica(
                 elector,
-                standby,
+                new_standby,
                 run_controllers,
                 stop_flag=stop_flag,
                 ready_flag=ready_flag,
                 stop_signals=stop_signals,
+                on_lost=lost,
             )
         finally:
             await lease_kube.close()
@@ -231,14 +242,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"wio: {err}", file=sys.stderr)
         return 2
-    try:
-        # SIGTERM (the kubelet stopping the pod) stops the replica gracefully: a leader
-        # stops writing, then hands the Lease over at once.
-        asyncio.run(run_operator(config, access, stop_signals=(signal.SIGTERM, signal.SIGINT)))
-    except LeadershipLost as err:
-        # Another replica may lead by now: exit, and let the kubelet start this one afresh.
-        log.error("%s", err)
-        return 1
+    # SIGTERM (the kubelet stopping the pod) stops the replica gracefully: a leader stops
+    # writing, then hands the Lease over at once.
+    asyncio.run(run_operator(config, access, stop_signals=(signal.SIGTERM, signal.SIGINT)))
     return 0
 
 

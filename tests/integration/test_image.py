@@ -74,7 +74,7 @@ def test_the_archive_says_wio_run_as_uid_10001(archive: Path) -> None:
     config = _image_config(archive)["config"]
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["wio", "run"]
-    assert "8080/tcp" in config["ExposedPorts"]
+    assert set(config["ExposedPorts"]) == {"8443/tcp", "9090/tcp"}
 
 
 def test_the_container_runs_wio_run_with_no_network(engine: DockerEngine) -> None:

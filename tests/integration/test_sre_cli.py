@@ -215,8 +215,14 @@ def test_a_scoped_credential_is_listed_inspected_and_verified(
 
     token = tmp_path / "token"
     token.write_bytes(data["token"])
-    code, out, _ = wio("verify", str(token), "--audience", "orders-api")
-    assert code == 0, out
+    # The namespace's trust bundle is published just after the first issuance.
+    wait_for(
+        lambda: wio("verify", str(token), "--audience", "orders-api")[0] == 0,
+        timeout=10,
+        what="the token valid against the published bundle",
+    )
+    code, out, err = wio("verify", str(token), "--audience", "orders-api")
+    assert code == 0, out + err
     assert out.startswith("valid access-token:")
     code, out, _ = wio("verify", str(token), "--audience", "billing")
     assert code == 1

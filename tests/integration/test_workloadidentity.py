@@ -354,7 +354,7 @@ def test_metrics_and_health_endpoints(
 
 @pytest.mark.parametrize("path", ["/jwks.json", "/bundle.spiffe.json"])
 def test_public_trust_documents_are_served(operator: InProcessOperator, path: str) -> None:
-    with urllib.request.urlopen(f"{operator.ops_url}{path}", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{operator.base_url}{path}", timeout=5) as response:  # noqa: S310
         doc = json.load(response)
     assert doc["keys"]
     for key in doc["keys"]:

@@ -6,13 +6,15 @@ from what the leader stored) while ``LeaderElector`` tries the Lease. Once it le
 controllers start (Kopf with the full runtime, through ``run_controllers``); when they are
 running the standby view stops. On a stop (flag or signal) the controllers stop first and
 only then is the Lease handed back, so a new leader never overlaps a writing one. When the
-Lease cannot be renewed the controllers are cancelled at once and ``LeadershipLost`` is
-raised: the process must exit, as another replica may lead by then.
+Lease cannot be renewed (the renew deadline is shorter than the lease, so before anyone else
+may take it) the controllers are cancelled at once and the replica stands by again: after an
+API server outage a single replica leads again without a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import signal
@@ -22,8 +24,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from wio.composition.standby import Standby
-from wio.service.leadership import LeaderElector
+from wio.service.leadership import LeaderElector, LeadershipLost
 
+log = logging.getLogger(__name__)
 Flag = asyncio.Event | threading.Event
 #: Runs the controllers until the first event is set; sets the second once they run.
 RunControllers = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -39,35 +42,46 @@ def replica_identity() -> str:
 
 async def run_replica(
     elector: LeaderElector,
-    standby: Standby,
+    new_standby: Callable[[], Standby],
     run_controllers: RunControllers,
     *,
     stop_flag: Flag | None,
     ready_flag: Flag | None,
     stop_signals: tuple[signal.Signals, ...],
+    on_lost: Callable[[], Awaitable[None]],
 ) -> None:
-    """Stand by, lead once elected, and stop as described in the module docstring."""
+    """Stand by, lead once elected, and stop as described in the module docstring. A lost
+    Lease stops the controllers at once (``on_lost`` stops what they left running), and the
+    replica stands by again."""
     signalled = asyncio.Event()
     _on_signals(stop_signals, signalled.set)
     stopping = asyncio.create_task(_first_set(stop_flag, signalled), name="wio-stop-flag")
-    standby.start()
     try:
-        if not await _unless_stopped(elector.acquire(), stopping):
-            return
+        while True:
+            standby = new_standby()
+            standby.start()
+            try:
+                if not await _unless_stopped(elector.acquire(), stopping):
+                    return
 
-        async def running() -> None:
-            # Kopf installed its own signal handlers; a signal must stop it through the flag
-            # instead, as the Lease is handed over only after Kopf has stopped.
-            _on_signals(stop_signals, signalled.set)
-            # The standby view served until the leader's runtime could.
-            await standby.stop()
-            if ready_flag is not None:
-                ready_flag.set()
+                async def running(view: Standby = standby) -> None:
+                    # Kopf installed its own signal handlers; a signal must stop it through
+                    # the flag instead, as the Lease is handed over only after Kopf stopped.
+                    _on_signals(stop_signals, signalled.set)
+                    # The standby view served until the leader's runtime could.
+                    await view.stop()
+                    if ready_flag is not None:
+                        ready_flag.set()
 
-        await _lead(elector, run_controllers, stopping, running)
+                await _lead(elector, run_controllers, stopping, running)
+                return
+            except LeadershipLost as err:
+                log.error("%s; standing by again", err)
+                await on_lost()
+            finally:
+                await standby.stop()
     finally:
         stopping.cancel()
-        await standby.stop()
 
 
 async def _lead(
