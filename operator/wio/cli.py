@@ -22,7 +22,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ from wio.service.leadership import LeaderElector
 from wio.sre import commands as sre
 from wio.sre.objects import KINDS
 from wio.sre.render import FORMATS
-from wio.sre.requests import revocation_request, rotation_request
+from wio.sre.requests import Request, revocation_request, rotation_request
 from wio.sre.status import SORT_KEYS
 from wio.web import Serving, build_ops_app, build_public_app, serve
 
@@ -505,22 +505,19 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_renew(args: argparse.Namespace) -> int:
-    return sre.request(
-        args.kubeconfig,
-        args.target,
-        lambda clock: rotation_request(clock.now()),
-        kind=args.kind,
-        wait=args.timeout if args.wait else None,
-        output=args.output,
-        console=sre.Console(),
-    )
+    return _annotate(args, lambda clock: rotation_request(clock.now()))
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
+    return _annotate(args, lambda clock: revocation_request(args.reason, clock.now()))
+
+
+def _annotate(args: argparse.Namespace, make: Callable[[Clock], Request]) -> int:
+    """``renew`` and ``revoke``: set the request annotation, wait for status to answer."""
     return sre.request(
         args.kubeconfig,
         args.target,
-        lambda clock: revocation_request(args.reason, clock.now()),
+        make,
         kind=args.kind,
         wait=args.timeout if args.wait else None,
         output=args.output,

@@ -23,6 +23,7 @@ from tests.support.operator import InProcessOperator
 from tests.support.postgres import OpenBaoDatabase, Postgres
 from wio.config import AdminConfig, parse_config
 from wio.devcluster import Binaries, ControlPlane, OpenBao, Unavailable, find_binaries
+from wio.devcluster.binaries import find_helm
 from wio.devcluster.processes import free_port
 from wio.k8s.access import from_kubeconfig
 
@@ -31,6 +32,16 @@ from wio.k8s.access import from_kubeconfig
 def binaries() -> Binaries:
     try:
         return find_binaries(build=True)
+    except Unavailable as err:
+        missing_prerequisite(str(err))
+        raise  # unreachable: missing_prerequisite always raises
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned helm, built once per machine (the chart tests run it)."""
+    try:
+        return find_helm(build=True)
     except Unavailable as err:
         missing_prerequisite(str(err))
         raise  # unreachable: missing_prerequisite always raises

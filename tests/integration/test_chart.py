@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.cluster import REPO, missing_prerequisite
+from tests.support.cluster import REPO
 from wio.config import parse_config
-from wio.devcluster import Binaries, ControlPlane, Unavailable
-from wio.devcluster.binaries import find_helm, kubernetes_version
+from wio.devcluster import Binaries, ControlPlane
+from wio.devcluster.binaries import kubernetes_version
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,6 @@ CLUSTER_SCOPED = {
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding",
 }
-
-
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    try:
-        return find_helm(build=True)
-    except Unavailable as err:
-        missing_prerequisite(str(err))
-        raise  # unreachable: missing_prerequisite always raises
 
 
 def _run(argv: list[str | Path], **kwargs: Any) -> str:

@@ -10,6 +10,7 @@ are the real thing; the other runs in-process, so the test can look at its state
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -147,6 +148,23 @@ def _started(proc: subprocess.Popen[bytes], replicas: Replicas, identity: str) -
         time.sleep(0.1)
 
 
+@contextlib.contextmanager
+def _process_leader_and_standby(
+    replicas: Replicas,
+) -> Iterator[tuple[subprocess.Popen[bytes], InProcessOperator]]:
+    """``replica-a`` leading as a real ``wio run`` process, ``replica-b`` standing by
+    in-process; both gone afterwards."""
+    proc = replicas.process("replica-a")
+    standby = replicas.in_process("replica-b")
+    try:
+        _started(proc, replicas, "replica-a")
+        standby.start(leading=False)
+        yield proc, standby
+    finally:
+        _stop(proc, signal.SIGKILL)
+        standby.stop()
+
+
 def _lease_holder_or_none(kube: client.ApiClient) -> str | None:
     try:
         return _lease_holder(kube)
@@ -221,11 +239,7 @@ def test_sigterm_hands_the_lease_over_and_the_standby_carries_on_without_reminti
     replicas: Replicas,
 ) -> None:
     kube, ns = replicas.kube, replicas.namespace
-    proc = replicas.process("replica-a")
-    standby = replicas.in_process("replica-b")
-    try:
-        _started(proc, replicas, "replica-a")
-        standby.start(leading=False)
+    with _process_leader_and_standby(replicas) as (proc, standby):
         status = ready_identity(kube, ns, "payments")
         _, before = read_secret(kube, ns, "payments-identity")
 
@@ -257,18 +271,11 @@ def test_sigterm_hands_the_lease_over_and_the_standby_carries_on_without_reminti
             timeout=30,
         )
         assert rotated
-    finally:
-        _stop(proc, signal.SIGKILL)
-        standby.stop()
 
 
 def test_a_crashed_leader_is_replaced_once_its_lease_runs_out(replicas: Replicas) -> None:
     kube, ns = replicas.kube, replicas.namespace
-    proc = replicas.process("replica-a")
-    standby = replicas.in_process("replica-b")
-    try:
-        _started(proc, replicas, "replica-a")
-        standby.start(leading=False)
+    with _process_leader_and_standby(replicas) as (proc, standby):
         status = ready_identity(kube, ns, "payments")
         killed = time.monotonic()
         _stop(proc, signal.SIGKILL)
@@ -281,9 +288,6 @@ def test_a_crashed_leader_is_replaced_once_its_lease_runs_out(replicas: Replicas
         assert _serial(kube, ns, "payments") == status["serialNumber"]
         create_identity(kube, ns, "after", {"serviceAccountName": "after"})
         wait_condition(kube, ns, "after", "Ready", "True", timeout=30)
-    finally:
-        _stop(proc, signal.SIGKILL)
-        standby.stop()
 
 
 def test_a_leader_that_cannot_renew_stops_leading_and_stands_by_until_it_can_lead_again(

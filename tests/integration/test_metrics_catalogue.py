@@ -25,11 +25,10 @@ import yaml
 from kubernetes import client
 
 from tests.integration.test_chart import CHART, render
-from tests.support.cluster import REPO, missing_prerequisite
+from tests.support.cluster import REPO
 from tests.support.identities import create_identity, wait_condition
 from tests.support.operator import InProcessOperator
-from wio.devcluster import Unavailable
-from wio.devcluster.binaries import find_helm, kubernetes_version
+from wio.devcluster.binaries import kubernetes_version
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +42,6 @@ ENABLE_ALL = (
     "serviceMonitor.enabled=true",
     "grafanaDashboard.enabled=true",
 )
-
-
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    try:
-        return find_helm(build=True)
-    except Unavailable as err:
-        missing_prerequisite(str(err))
-        raise  # unreachable: missing_prerequisite always raises
 
 
 def _panel_targets(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -83,11 +83,10 @@ class Runtime:
         *,
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
+        audit: AuditTrail,
         kube_factory: KubeFactory = KubeClient,
-        audit: AuditTrail | None = None,
     ) -> Runtime:
         metrics = metrics or Metrics()
-        audit = audit or AuditTrail("wio", clock)
         kube = kube_factory(access, max_inflight=config.max_inflight_writes)
         vault_clients: list[VaultClient] = []
         try:

@@ -13,7 +13,9 @@ Schema (version 1), one object per line, keys in this order of meaning:
   (``active``, ``inactive_expired``, ``inactive_revoked``, ``inactive_invalid``,
   ``unauthenticated``, ``rate_limited``, ``bad_request``);
 - ``actor``: who caused it, where known (the field manager that last changed the object's
-  spec, the introspection caller's SPIFFE ID, ``unauthenticated <address>``), else null;
+  spec, the introspection caller's SPIFFE ID, ``unauthenticated <address>``), else null. A
+  field manager is a name the client chose, not an authenticated user: informative only,
+  never used for a decision (the API server's audit log has the user);
 - ``subject`` (the SPIFFE ID concerned), ``kind``, ``namespace``, ``name``;
 - ``credentials``: the IDs concerned (certificate serials, token ``jti``s, Vault lease IDs),
   never a credential itself; ``reason``: why (a reissue reason, a denial's message).

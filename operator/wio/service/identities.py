@@ -241,7 +241,7 @@ class IdentityController(
         issued = identity_secret.IssuedIdentity(
             svid=svid,
             ca_bundle_pem=await self.signers.trust_bundle_pem(),
-            spiffe_bundle_json=await self.parts.trust.spiffe_bundle_json(),
+            spiffe_bundle_json=await self.parts.trust.documents.spiffe_bundle_json(),
             trust_domain=self.config.trust_domain.name,
             spec_hash=spec.spec_hash(),
             # From issuedAt, not from the notBefore that is backdated for clock skew.

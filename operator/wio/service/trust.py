@@ -131,18 +131,12 @@ class TrustPublisher:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def spiffe_bundle_json(self) -> bytes:
-        return await self.documents.spiffe_bundle_json()
-
-    async def jwks_json(self) -> bytes:
-        return await self.documents.jwks_json()
-
     async def _shared_content(self) -> dict[str, bytes]:
         """What every namespace's ConfigMap carries alike: the bundles and keys."""
         return {
             "ca_bundle_pem": pem_bundle(await self._signers.trust_bundle()),
-            "spiffe_bundle_json": await self.spiffe_bundle_json(),
-            "jwks_json": await self.jwks_json(),
+            "spiffe_bundle_json": await self.documents.spiffe_bundle_json(),
+            "jwks_json": await self.documents.jwks_json(),
         }
 
     async def _run(self) -> None:
